@@ -1,0 +1,13 @@
+"""The project's error types: each carries one message that names the file/key/value and what was expected."""
+
+
+class BenchError(Exception):
+    """Base class: a problem the user can fix, reported as one clear line."""
+
+
+class DataError(BenchError):
+    """A data file is missing, malformed, or empties under preprocessing."""
+
+
+class ConfigError(BenchError):
+    """An unknown key, a wrong type, or an unknown registry name."""
