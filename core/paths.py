@@ -1,6 +1,6 @@
 """Where things live: the repo root, the artifact cache and the results folder (both git-ignored).
 
-`GENREC_CACHE` and `GENREC_RESULTS` move them (tests point both at a temporary folder).
+`GENREC_CACHE`, `GENREC_RESULTS` and `GENREC_LEADERBOARD` move them (tests point them at temporary folders).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ def cache_dir(*parts: str) -> Path:
 def results_dir(*parts: str) -> Path:
     """`results/<parts...>` under the repo (or `$GENREC_RESULTS`), created on demand."""
     path = Path(os.environ.get("GENREC_RESULTS", ROOT / "results")).joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def leaderboard_dir() -> Path:
+    """`leaderboard/` under the repo (or `$GENREC_LEADERBOARD`, which tests use to keep the committed files)."""
+    path = Path(os.environ.get("GENREC_LEADERBOARD", ROOT / "leaderboard"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

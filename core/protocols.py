@@ -41,8 +41,11 @@ class TopK:
         self.scorer = scorer
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix) -> np.ndarray:
-        scores = self.scorer.score(users)
-        scores = torch.as_tensor(scores, dtype=torch.float32).clone()
+        raw = self.scorer.score(users)
+        if isinstance(raw, torch.Tensor):
+            scores = raw.detach().to(torch.float32).clone()
+        else:  # copy: the scorer may return a read-only or broadcast view
+            scores = torch.from_numpy(np.array(raw, dtype=np.float32))
         if scores.shape[0] != len(users):
             raise ValueError(f"score() returned {scores.shape[0]} rows for {len(users)} users")
         coo = exclude.tocoo()

@@ -1,0 +1,144 @@
+"""Suites are data: `configs/suites/<name>.yaml` lists datasets, split, seeds, models, variants and profiles.
+
+A suite expands into a plan of `RunSpec`s, one per (dataset, model, variant, seed). Each spec carries its fully
+resolved model config (defaults < dataset block < model YAML < profile < variant < CLI), so its `config_hash`
+identifies the run exactly: a record with the same hash is "already done".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import build, config_hash, load_yaml, to_dict, unknown_key_message
+from core.context import EvalConfig
+from core.errors import ConfigError
+from core.paths import ROOT
+from core.registry import model_class, unknown_name
+
+CONFIGS = ROOT / "configs"
+
+
+@dataclass
+class SuiteConfig:
+    """Schema of a suite file (unknown keys are rejected)."""
+
+    name: str
+    version: int
+    description: str = ""
+    datasets: list[str] = field(default_factory=lambda: ["ml-100k"])
+    split: str = "colarec"  # splitter name (core.splits.SPLITTERS)
+    split_params: dict = field(default_factory=dict)  # extra splitter arguments
+    seeds: list[int] = field(default_factory=lambda: [0])
+    models: list[str] = field(default_factory=list)  # each runs with variant "default" unless listed in variants
+    variants: dict = field(default_factory=dict)  # model -> {variant name -> config overrides}
+    eval: dict = field(default_factory=dict)  # EvalConfig overrides
+    profiles: dict = field(default_factory=dict)  # profile -> {seeds?, models: {model -> overrides}}
+
+
+@dataclass
+class RunSpec:
+    suite: str
+    suite_version: int
+    profile: str
+    model: str
+    variant: str
+    dataset: str
+    split: str
+    split_params: dict
+    seed: int
+    config: Any  # the model's Config dataclass instance
+    eval: EvalConfig
+
+    @property
+    def resolved(self) -> dict:
+        """Everything that determines the run's result (hashed into `config_hash`)."""
+        return {"model": self.model, "variant": self.variant, "dataset": self.dataset, "split": self.split,
+                "split_params": self.split_params, "seed": self.seed, "model_config": to_dict(self.config),
+                "eval": to_dict(self.eval)}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.resolved)
+
+
+def suite_path(name: str) -> Path:
+    return CONFIGS / "suites" / f"{name}.yaml"
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / "suites").glob("*.yaml"))
+
+
+def load_suite(name: str) -> SuiteConfig:
+    path = suite_path(name)
+    if not path.is_file():
+        raise unknown_name("suite", name, list_suites())
+    return build(SuiteConfig, load_yaml(path), where=str(path.relative_to(ROOT)))
+
+
+def model_layers(model: str, dataset: str) -> list[dict]:
+    """Config layers from files: the dataset's `<model>:` block, then `configs/models/<model>.yaml`."""
+    layers = []
+    ds_file = CONFIGS / "datasets" / f"{dataset}.yaml"
+    if ds_file.is_file():
+        layers.append(load_yaml(ds_file).get(model, {}) or {})
+    model_file = CONFIGS / "models" / f"{model}.yaml"
+    if model_file.is_file():
+        layers.append(load_yaml(model_file))
+    return layers
+
+
+def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[dict, dict[str, dict]]:
+    """Route `key=value` overrides: `eval.k` -> eval; `model.k` -> that model; bare `k` -> every model having it."""
+    eval_over: dict[str, Any] = {}
+    per_model: dict[str, dict] = {m: {} for m in models}
+    fields = {m: {f.name for f in dataclasses.fields(model_class(m).Config)} for m in models}
+    for key, value in overrides.items():
+        head, dot, rest = key.partition(".")
+        if dot and head == "eval":
+            eval_over[rest] = value
+        elif dot and head in per_model:
+            per_model[head][rest] = value
+        elif dot:
+            raise ConfigError(f"override '{key}': '{head}' is neither 'eval' nor a model of this plan "
+                              f"({', '.join(models)})")
+        else:
+            owners = [m for m in models if key in fields[m]]
+            if not owners:
+                known = sorted(set().union(*fields.values())) if fields else []
+                raise ConfigError(unknown_key_message(key, known, "override"))
+            for m in owners:
+                per_model[m][key] = value
+    return eval_over, per_model
+
+
+def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None = None,
+         seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
+         models: list[str] | None = None) -> list[RunSpec]:
+    """Expand a suite into run specs (dataset-major, then model, variant, seed)."""
+    if suite.profiles and profile not in suite.profiles:
+        raise unknown_name("profile", profile, suite.profiles)
+    prof = suite.profiles.get(profile, {}) or {}
+    unknown = set(prof) - {"seeds", "models", "datasets"}
+    if unknown:
+        raise ConfigError(unknown_key_message(sorted(unknown)[0], ["seeds", "models", "datasets"],
+                                              f"suite {suite.name} profile {profile}"))
+    models = models or suite.models
+    for m in models:
+        model_class(m)
+    eval_over, per_model = split_cli_overrides(overrides or {}, models)
+    ev = build(EvalConfig, suite.eval, eval_over, where="eval")
+    seeds = seeds if seeds is not None else prof.get("seeds", suite.seeds)
+    specs = []
+    for ds in datasets or prof.get("datasets", suite.datasets):
+        for m in models:
+            variants = suite.variants.get(m) or {"default": {}}
+            for variant, var_over in variants.items():
+                layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), var_over or {}, per_model[m]]
+                cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
+                specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, suite.split,
+                                     dict(suite.split_params), s, cfg, ev) for s in seeds)
+    return specs

@@ -1,0 +1,23 @@
+"""Builders for tiny hand-made datasets and splits used across tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.data import from_frame
+from core.splits import Split, make_split
+
+
+def release_split(rows: list[tuple[int, int, int]], n_items: int | None = None, texts: dict | None = None) -> Split:
+    """A split given row by row as (user, item, part) with part 0 train / 1 valid / 2 test.
+
+    Users and items are numbered as given (ids must be 0..n-1 and each must occur, or be covered by `texts`).
+    """
+    raw = pd.DataFrame({"user": [str(u) for u, _, _ in rows], "item": [str(i) for _, i, _ in rows],
+                        "timestamp": np.arange(len(rows), dtype=float)})
+    n_items = n_items or 1 + max(i for _, i, _ in rows)
+    text = texts or {str(i): f"item {i}" for i in range(n_items)}
+    ds = from_frame(raw, text, name="hand", source="test", keep_all_items=True,
+                    release=pd.Series([p for _, _, p in rows]))
+    return make_split(ds, "release", use_cache=False)

@@ -1,0 +1,78 @@
+"""Typed configs: strict keys with hints, type checks, override routing and layer precedence."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from core.config import build, parse_overrides
+from core.errors import ConfigError
+from core.suite import SuiteConfig, plan
+
+
+@dataclass
+class Cfg:
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    mode: Literal["a", "b"] = "a"
+    ks: tuple[int, ...] = (5, 10)
+    tag: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+def test_layers_later_wins_and_types_are_coerced():
+    cfg = build(Cfg, {"epochs": 3, "learning_rate": 1}, {"epochs": 5, "ks": [1, 2]})
+    assert cfg.epochs == 5 and cfg.learning_rate == 1.0 and isinstance(cfg.learning_rate, float)
+    assert cfg.ks == (1, 2)
+
+
+def test_unknown_key_has_did_you_mean_hint():
+    with pytest.raises(ConfigError, match=r"unknown key 'learnig_rate'; did you mean 'learning_rate'\?"):
+        build(Cfg, {"learnig_rate": 0.1}, where="mf")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("epochs", "ten", "expected an integer"), ("epochs", 2.5, "expected an integer"),
+     ("learning_rate", "fast", "expected a number"), ("mode", "c", "not one of"),
+     ("ks", 5, "expected a list"), ("ks", ["x"], r"ks\[0\]: expected an integer")],
+)
+def test_wrong_types_name_key_and_value(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build(Cfg, {key: value}, where="cfg")
+
+
+def test_parse_overrides_reads_yaml_values():
+    assert parse_overrides(["a=1", "b=0.5", "c=[1,2]", "d=true", "e=text"]) == {
+        "a": 1, "b": 0.5, "c": [1, 2], "d": True, "e": "text"}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["novalue"])
+
+
+def _suite(**kw):
+    return SuiteConfig(name="t", version=1, models=["pop", "random"], **kw)
+
+
+def test_plan_expands_models_variants_seeds():
+    specs = plan(_suite(seeds=[0, 1], variants={"pop": {"a": {}, "b": {}}}))
+    assert [(s.model, s.variant, s.seed) for s in specs] == [
+        ("pop", "a", 0), ("pop", "a", 1), ("pop", "b", 0), ("pop", "b", 1), ("random", "default", 0),
+        ("random", "default", 1)]
+    assert len({s.config_hash for s in specs}) == len(specs)
+
+
+def test_plan_routes_eval_overrides_and_rejects_unknown():
+    specs = plan(_suite(), overrides={"eval.exclude_valid": True, "eval.ks": [1, 2]})
+    assert all(s.eval.exclude_valid and s.eval.ks == (1, 2) for s in specs)
+    with pytest.raises(ConfigError, match="unknown key 'epochs'"):
+        plan(_suite(), overrides={"epochs": 3})
+    with pytest.raises(ConfigError, match="unknown key 'exclude_vaild'; did you mean 'exclude_valid'"):
+        plan(_suite(), overrides={"eval.exclude_vaild": True})
+    with pytest.raises(ConfigError, match="unknown model 'popp'; did you mean 'pop'"):
+        plan(SuiteConfig(name="t", version=1, models=["popp"]))
+
+
+def test_eval_override_changes_config_hash():
+    a = plan(_suite())[0]
+    b = plan(_suite(), overrides={"eval.exclude_valid": True})[0]
+    assert a.config_hash != b.config_hash
