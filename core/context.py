@@ -23,6 +23,7 @@ class EvalConfig:
     exclude_valid: bool = False  # at test time also drop the user's validation items (ColaRec: no; RecBole: yes)
     valid_metric: str = "ndcg@10"  # model selection / early stopping metric on the validation part
     batch_users: int = 2048  # users ranked per chunk (bounds memory)
+    max_train_interactions: int | None = None  # evaluate only users with at most this many training items
 
 
 @dataclass
@@ -39,4 +40,5 @@ class FitContext:
         """Mean validation metrics of `model` under the run's protocol (train items excluded)."""
         from core.evaluate import evaluate  # noqa: PLC0415
 
-        return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users).means()
+        return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users,
+                        max_train_interactions=self.eval.max_train_interactions).means()

@@ -66,12 +66,15 @@ def evaluate(
     exclude_valid: bool = False,
     batch_users: int = 2048,
     users: np.ndarray | None = None,
+    max_train_interactions: int | None = None,
 ) -> EvalResult:
     """Rank for every user with relevant items in `part` and compute all metrics at all `ks`.
 
     Args:
         model: a `Scorer` or a `Recommender`.
-        users: restrict evaluation to these user ids (e.g. a long-tail slice); default all with relevant items.
+        users: restrict evaluation to these user ids; default all with relevant items.
+        max_train_interactions: evaluate only users with at most this many training interactions.
+    A split with `focus_users` (sparsified long-tail split) is always evaluated on those users only.
     """
     start = time.perf_counter()
     rec = as_recommender(model)
@@ -84,6 +87,10 @@ def evaluate(
     eval_users = np.flatnonzero(n_rel_all > 0)
     if users is not None:
         eval_users = np.intersect1d(eval_users, np.asarray(users))
+    if split.focus_users is not None:
+        eval_users = np.intersect1d(eval_users, split.focus_users)
+    if max_train_interactions is not None:
+        eval_users = eval_users[split.train_counts()[eval_users] <= max_train_interactions]
     kmax = max(ks)
     hits = np.zeros((len(eval_users), kmax), dtype=np.float32)
     counters = {"short_lists": 0, "excluded_recommended": 0, "duplicates": 0}
@@ -94,7 +101,8 @@ def evaluate(
         hits[lo : lo + len(batch)] = _hit_matrix(ranked, truth[batch])
     per_user = metrics.per_user(hits, n_rel_all[eval_users], ks)
     protocol = {"part": part, "exclude_train": True, "exclude_valid": bool(part == "test" and exclude_valid),
-                "ks": list(ks), "n_items": split.n_items}
+                "ks": list(ks), "n_items": split.n_items, "max_train_interactions": max_train_interactions,
+                "focus_users": None if split.focus_users is None else int(len(split.focus_users))}
     return EvalResult(part, tuple(ks), eval_users, per_user, user_groups(eval_users, split.train_counts()),
                       protocol, counters, time.perf_counter() - start)
 

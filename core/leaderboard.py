@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from core.compare import TEST_NAME, paired_rows, plot_groups
 from core.evaluate import GROUPS
 from core.metrics import METRICS
 from core.paths import leaderboard_dir
@@ -24,6 +25,7 @@ from core.util import atomic_write_text
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")
 MD_GROUP_METRICS = ("recall@20", "ndcg@20")
+PAIRED_METRICS = ("ndcg@20", "recall@20")
 
 
 def metric_names(ks: list[int]) -> list[str]:
@@ -93,8 +95,48 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     lines.append(tabulate(body, ["model", "variant", "dataset", *gcols], tablefmt="github",
                           disable_numparse=True))
     if meta.get("plot"):
-        lines += ["", f"![NDCG@20 by user-activity group]({meta['plot']})"]
+        lines += ["", f"![NDCG@20 by user-activity group]({meta['plot']})", "",
+                  f"Plot: [{meta['plot']}]({meta['plot']})"]
+    if meta.get("paired"):
+        lines += _paired_section(meta)
+    if meta.get("fit_info_columns"):
+        lines += _fit_info_section(meta)
     return "\n".join(lines) + "\n"
+
+
+def _paired_section(meta: dict) -> list[str]:
+    ref = "/".join(meta["compare_to"])
+    lines = ["", f"## Difference from `{ref}` (test)", "",
+             f"Paired test: {TEST_NAME}. `*` marks p < 0.05. Diff = row mean - `{ref}` mean over the same users.",
+             ""]
+    headers = ["model", "variant", "dataset"]
+    for m in PAIRED_METRICS:
+        headers += [m, f"diff {m}", f"p {m}"]
+    body = []
+    for row in meta["paired"]:
+        cells = [row["model"], row["variant"], row["dataset"]]
+        for m in PAIRED_METRICS:
+            diff, p = row.get(f"{m}_diff", math.nan), row.get(f"{m}_p", math.nan)
+            mark = "*" if p < 0.05 else ""
+            cells += [f"{row.get(m, math.nan):.4f}", "" if math.isnan(diff) else f"{diff:+.4f}{mark}",
+                      "" if math.isnan(p) else f"{p:.3g}"]
+        body.append(cells)
+    return lines + [tabulate(body, headers, tablefmt="github", disable_numparse=True)]
+
+
+def _fit_info_section(meta: dict) -> list[str]:
+    cols = meta["fit_info_columns"]
+    body = []
+    for r in sorted(meta["records"], key=lambda r: (r["model"], r["variant"], r["dataset"], r["seed"])):
+        cells = [r["model"], r["variant"], r["dataset"], r["seed"]]
+        for col in cols:
+            value = r.get("fit_info", {})
+            for part in col.split("."):
+                value = value.get(part, "") if isinstance(value, dict) else ""
+            cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        body.append(cells)
+    return ["", "## Run details (from each record's fit_info)", "",
+            tabulate(body, ["model", "variant", "dataset", "seed", *cols], tablefmt="github", disable_numparse=True)]
 
 
 def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -102,6 +144,32 @@ def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = No
     df = aggregate(records, meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
+    meta = {**meta, "records": records}
+    if len(df):
+        plot = plot_groups(df, out_dir / f"{meta['suite']}_groups.png",
+                           title=f"{meta['suite']}: NDCG@20 by user activity")
+        meta["plot"] = plot.name
+    if meta.get("compare_to") and records:
+        meta["paired"] = paired_rows(records, tuple(meta["compare_to"]), PAIRED_METRICS)
     atomic_write_text(csv_path, df.drop(columns=["fit_seconds"]).to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md_path, render_markdown(df, meta))
     return md_path, csv_path
+
+
+def write_suite(suite, specs: list, records: list[dict], command: str, profile: str) -> tuple[Path, Path]:
+    """Leaderboard of one suite run: only records matching the plan's exact configs are shown."""
+    from core.util import git_sha  # noqa: PLC0415
+
+    wanted = {(s.model, s.variant, s.dataset, s.split, s.seed, s.config_hash) for s in specs}
+    records = [r for r in records
+               if (r["model"], r["variant"], r["dataset"], r["split"], r["seed"], r["config_hash"]) in wanted]
+    wall = sum(r.get("wall_seconds", 0.0) for r in records)
+    meta = {
+        "suite": suite.name, "suite_version": suite.version, "profile": profile,
+        "datasets": sorted({s.dataset for s in specs}), "split": suite.split, "seeds": sorted({s.seed for s in specs}),
+        "git_sha": git_sha(), "wall_time": f"{int(wall) // 60}m{int(wall) % 60:02d}s (sum over runs)",
+        "exclude_valid": specs[0].eval.exclude_valid if specs else False, "command": command,
+        "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,
+        "fit_info_columns": suite.fit_info_columns,
+    }
+    return write_leaderboard(records, meta)

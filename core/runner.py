@@ -57,8 +57,11 @@ def run_one(spec: RunSpec, log=print) -> dict:
     t0 = time.perf_counter()
     fit_info = model.fit(ctx) or {}
     fit_seconds = time.perf_counter() - t0
-    valid = evaluate(model, split, "valid", spec.eval.ks, batch_users=spec.eval.batch_users)
-    test = evaluate(model, split, "test", spec.eval.ks, spec.eval.exclude_valid, spec.eval.batch_users)
+    ev = spec.eval
+    valid = evaluate(model, split, "valid", ev.ks, batch_users=ev.batch_users,
+                     max_train_interactions=ev.max_train_interactions)
+    test = evaluate(model, split, "test", ev.ks, ev.exclude_valid, ev.batch_users,
+                    max_train_interactions=ev.max_train_interactions)
     record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds)
     record["wall_seconds"] = time.perf_counter() - start
     write_record(record, per_user_arrays(test, valid))

@@ -14,6 +14,11 @@ Splitters (each `fn(dataset, rng, **params) -> np.ndarray[int8]` of parts):
 * `temporal` one global time cut at the `train`/`valid` quantiles of timestamps. Valid/test rows whose user or
              item has no training interaction are dropped (cold start is out of scope) and counted in `stats`.
 * `release`  the dataset's own official split (e.g. the ColaRec Phones release).
+
+Any splitter takes two extra parameters for the long-tail suite: `sparsify_users` (a fraction f) and
+`sparsify_keep` (n, default 3). A seeded random fraction f of the users that have more than n training
+interactions keep only n of them (chosen at random); their other training rows are dropped (-1). Those users
+become `Split.focus_users`, the only users evaluated on that split.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class Split:
     parts: np.ndarray
     hash: str
     stats: dict = field(default_factory=dict)
+    focus_users: np.ndarray | None = None  # when set, only these users are evaluated (sparsified long-tail)
 
     @property
     def n_users(self) -> int:
@@ -198,15 +204,41 @@ def make_split(ds: Dataset, name: str, seed: int = 0, use_cache: bool = True, **
     key = json.dumps({"data": ds.fingerprint, "split": name, "seed": seed, "params": params}, sort_keys=True)
     key_hash = hashlib.sha256(key.encode()).hexdigest()[:20]
     path = cache_dir("splits") / f"{ds.name}-{name}-s{seed}-{key_hash}.npy"
+    sparsify = {k: params.pop(k) for k in ("sparsify_users", "sparsify_keep") if k in params}
     parts = _load_cached(path, len(ds.inter)) if use_cache else None
     if parts is None:
         parts = SPLITTERS[name](ds, np.random.default_rng(seed), **params)
         if use_cache:
             atomic_write_bytes(path, _npy_bytes(parts))
+    focus = None
+    if sparsify.get("sparsify_users", 0) > 0:
+        parts, focus = sparsify_train(ds, parts, seed, sparsify["sparsify_users"], sparsify.get("sparsify_keep", 3))
     digest = hashlib.sha256(key.encode() + parts.tobytes()).hexdigest()[:16]
-    split = Split(name=name, seed=seed, params=params, dataset=ds, parts=parts, hash=digest)
+    split = Split(name=name, seed=seed, params={**params, **sparsify}, dataset=ds, parts=parts, hash=digest,
+                  focus_users=focus)
     split.stats = _stats(split)
+    if focus is not None:
+        split.stats["n_focus_users"] = int(len(focus))
     return split
+
+
+def sparsify_train(ds: Dataset, parts: np.ndarray, seed: int, frac: float, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop all but `keep` random training rows of a seeded random `frac` of the users with more than `keep`."""
+    rng = np.random.default_rng([seed, 7919])
+    parts = parts.copy()
+    users = ds.inter["user"].to_numpy()
+    train_rows = np.flatnonzero(parts == PARTS["train"])
+    counts = np.bincount(users[train_rows], minlength=ds.n_users)
+    candidates = np.flatnonzero(counts > keep)
+    chosen = np.sort(rng.choice(candidates, int(round(frac * len(candidates))), replace=False))
+    is_chosen = np.zeros(ds.n_users, bool)
+    is_chosen[chosen] = True
+    rows = train_rows[is_chosen[users[train_rows]]]
+    order = np.lexsort((rng.random(len(rows)), users[rows]))
+    rows = rows[order]
+    rank = np.arange(len(rows)) - np.searchsorted(users[rows], users[rows])
+    parts[rows[rank >= keep]] = -1
+    return parts, chosen
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -223,7 +255,7 @@ def _load_cached(path: Path, n_rows: int) -> np.ndarray | None:
         return None
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+    except Exception:  # any unreadable file (a corrupted .npy header raises tokenize.TokenError) is rebuilt
         return None
     return arr if arr.shape == (n_rows,) and arr.dtype == np.int8 else None
 

@@ -36,6 +36,8 @@ class SuiteConfig:
     variants: dict = field(default_factory=dict)  # model -> {variant name -> config overrides}
     eval: dict = field(default_factory=dict)  # EvalConfig overrides
     profiles: dict = field(default_factory=dict)  # profile -> {seeds?, models: {model -> overrides}}
+    compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
+    fit_info_columns: list[str] = field(default_factory=list)  # dotted fit_info keys shown per run (e.g. gid.*)
 
 
 @dataclass
