@@ -29,11 +29,12 @@ class SuiteConfig:
     version: int
     description: str = ""
     datasets: list[str] = field(default_factory=lambda: ["ml-100k"])
-    split: str = "colarec"  # splitter name (core.splits.SPLITTERS)
+    optional_datasets: list[str] = field(default_factory=list)  # added when their data is present (phones)
+    split: str | list[str] = "colarec"  # splitter name(s) (core.splits.SPLITTERS); each runs every model
     split_params: dict = field(default_factory=dict)  # extra splitter arguments
     seeds: list[int] = field(default_factory=lambda: [0])
     models: list[str] = field(default_factory=list)  # each runs with variant "default" unless listed in variants
-    variants: dict = field(default_factory=dict)  # model -> {variant name -> config overrides}
+    variants: dict = field(default_factory=dict)  # model (or "*") -> {variant name -> config overrides}
     eval: dict = field(default_factory=dict)  # EvalConfig overrides
     profiles: dict = field(default_factory=dict)  # profile -> {seeds?, models: {model -> overrides}}
     compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
@@ -134,13 +135,43 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     eval_over, per_model = split_cli_overrides(overrides or {}, models)
     ev = build(EvalConfig, suite.eval, eval_over, where="eval")
     seeds = seeds if seeds is not None else prof.get("seeds", suite.seeds)
+    splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
     specs = []
-    for ds in datasets or prof.get("datasets", suite.datasets):
-        for m in models:
-            variants = suite.variants.get(m) or {"default": {}}
-            for variant, var_over in variants.items():
-                layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), var_over or {}, per_model[m]]
-                cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
-                specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, suite.split,
-                                     dict(suite.split_params), s, cfg, ev) for s in seeds)
+    for ds in datasets or available(prof.get("datasets", suite.datasets), suite.optional_datasets):
+        for split in splits:
+            for m in models:
+                for variant, var_over in model_variants(suite, m).items():
+                    var_over = dict(var_over or {})
+                    split_params = {**suite.split_params, **var_over.pop("split_params", {})}
+                    var_eval = build(EvalConfig, suite.eval, var_over.pop("eval", {}), eval_over,
+                                     where=f"eval ({suite.name}/{variant})") if var_over.get("eval") is not None \
+                        else ev
+                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), var_over, per_model[m]]
+                    cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
+                    specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,
+                                         s, cfg, var_eval) for s in seeds)
     return specs
+
+
+def model_variants(suite: SuiteConfig, model: str) -> dict[str, dict]:
+    """The variants a model runs: its own entry, else the `"*"` entry shared by all models, else `default`.
+
+    A variant is a mapping of model-config overrides; two reserved keys change the protocol instead:
+    `split_params` (merged over the suite's) and `eval` (EvalConfig overrides).
+    """
+    return suite.variants.get(model) or suite.variants.get("*") or {"default": {}}
+
+
+def available(datasets: list[str], optional: list[str]) -> list[str]:
+    """The suite's datasets plus each optional one whose data is present (e.g. the Phones release)."""
+    from core.errors import DataError  # noqa: PLC0415
+    from core.registry import load_dataset  # noqa: PLC0415
+
+    out = list(datasets)
+    for name in optional:
+        try:
+            load_dataset(name)
+        except DataError:
+            continue
+        out.append(name)
+    return out
