@@ -173,9 +173,9 @@ def from_frame(
 
 def _ordered_tokens(tokens: np.ndarray) -> np.ndarray:
     """Raw ids in a stable order: numeric order when every id is an integer, else string order."""
-    tokens = np.asarray(tokens, dtype=object)
-    try:
+    tokens = np.asarray(tokens, dtype=object).astype(str)
+    if all(t.isdigit() for t in tokens):  # plain digits only: "1_000" or "+1" are strings, not numbers
         order = np.argsort([int(t) for t in tokens], kind="stable")
-    except ValueError:
-        order = np.argsort(tokens.astype(str), kind="stable")
+    else:
+        order = np.argsort(tokens, kind="stable")
     return tokens[order].astype(str)
