@@ -32,16 +32,22 @@ def metric_names(ks: list[int]) -> list[str]:
     return [f"{m}@{k}" for m in METRICS for k in ks]
 
 
-def aggregate(records: list[dict], seeds: list[int], ks: list[int]) -> pd.DataFrame:
-    """One row per (model, variant, dataset, split) with mean/std over the expected seeds."""
+def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks: list[int]) -> pd.DataFrame:
+    """One row per (model, variant, dataset, split) with mean/std over the expected seeds.
+
+    `seeds` is the suite's seed list, or a mapping row key -> that row's planned seeds (a row planned with fewer
+    seeds, e.g. an expensive model, is complete when its own seeds are all there).
+    """
+    expected = seeds if isinstance(seeds, dict) else None
     rows = defaultdict(list)
     for r in records:
-        if r["seed"] in seeds:
-            rows[tuple(r[k] for k in KEY)].append(r)
+        key = tuple(r[k] for k in KEY)
+        if r["seed"] in (expected.get(key, []) if expected is not None else seeds):
+            rows[key].append(r)
     names = metric_names(ks)
     out = []
     for key, recs in rows.items():
-        complete = {r["seed"] for r in recs} >= set(seeds)
+        complete = {r["seed"] for r in recs} >= set(expected[key] if expected is not None else seeds)
         row = dict(zip(KEY, key, strict=True))
         row["n_seeds"] = len({r["seed"] for r in recs})
         for name in names:
@@ -141,7 +147,7 @@ def _fit_info_section(meta: dict) -> list[str]:
 
 def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write `<suite>.md` and `<suite>.csv` (atomically); returns both paths."""
-    df = aggregate(records, meta["seeds"], meta["ks"])
+    df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
     meta = {**meta, "records": records}
@@ -164,12 +170,15 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
     records = [r for r in records
                if (r["model"], r["variant"], r["dataset"], r["split"], r["seed"], r["config_hash"]) in wanted]
     wall = sum(r.get("wall_seconds", 0.0) for r in records)
+    row_seeds: dict[tuple, list[int]] = defaultdict(list)
+    for s in specs:
+        row_seeds[(s.model, s.variant, s.dataset, s.split)].append(s.seed)
     meta = {
         "suite": suite.name, "suite_version": suite.version, "profile": profile,
         "datasets": sorted({s.dataset for s in specs}), "split": suite.split, "seeds": sorted({s.seed for s in specs}),
         "git_sha": git_sha(), "wall_time": f"{int(wall) // 60}m{int(wall) % 60:02d}s (sum over runs)",
         "exclude_valid": specs[0].eval.exclude_valid if specs else False, "command": command,
         "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,
-        "fit_info_columns": suite.fit_info_columns,
+        "fit_info_columns": suite.fit_info_columns, "row_seeds": row_seeds,
     }
     return write_leaderboard(records, meta)

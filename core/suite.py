@@ -21,6 +21,9 @@ from core.registry import model_class, unknown_name
 CONFIGS = ROOT / "configs"
 
 
+PROFILE_KEYS = {"seeds", "model_seeds", "models", "datasets"}
+
+
 @dataclass
 class SuiteConfig:
     """Schema of a suite file (unknown keys are rejected)."""
@@ -36,7 +39,7 @@ class SuiteConfig:
     models: list[str] = field(default_factory=list)  # each runs with variant "default" unless listed in variants
     variants: dict = field(default_factory=dict)  # model (or "*") -> {variant name -> config overrides}
     eval: dict = field(default_factory=dict)  # EvalConfig overrides
-    profiles: dict = field(default_factory=dict)  # profile -> {seeds?, models: {model -> overrides}}
+    profiles: dict = field(default_factory=dict)  # profile -> {seeds, model_seeds, datasets, models: {model -> overrides}}
     compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
     fit_info_columns: list[str] = field(default_factory=list)  # dotted fit_info keys shown per run (e.g. gid.*)
 
@@ -125,16 +128,17 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     if suite.profiles and profile not in suite.profiles:
         raise unknown_name("profile", profile, suite.profiles)
     prof = suite.profiles.get(profile, {}) or {}
-    unknown = set(prof) - {"seeds", "models", "datasets"}
+    unknown = set(prof) - PROFILE_KEYS
     if unknown:
-        raise ConfigError(unknown_key_message(sorted(unknown)[0], ["seeds", "models", "datasets"],
+        raise ConfigError(unknown_key_message(sorted(unknown)[0], sorted(PROFILE_KEYS),
                                               f"suite {suite.name} profile {profile}"))
     models = models or suite.models
     for m in models:
         model_class(m)
     eval_over, per_model = split_cli_overrides(overrides or {}, models)
-    ev = build(EvalConfig, suite.eval, eval_over, where="eval")
-    seeds = seeds if seeds is not None else prof.get("seeds", suite.seeds)
+    build(EvalConfig, suite.eval, eval_over, where="eval")  # fail early on a bad eval override
+    seeds_given = seeds is not None
+    seeds = seeds if seeds_given else prof.get("seeds", suite.seeds)
     splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
     specs = []
     for ds in datasets or available(prof.get("datasets", suite.datasets), suite.optional_datasets):
@@ -142,22 +146,25 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
             for m in models:
                 for variant, var_over in model_variants(suite, m).items():
                     var_over = dict(var_over or {})
+                    if ds not in var_over.pop("only_datasets", [ds]):
+                        continue
                     split_params = {**suite.split_params, **var_over.pop("split_params", {})}
                     var_eval = build(EvalConfig, suite.eval, var_over.pop("eval", {}), eval_over,
-                                     where=f"eval ({suite.name}/{variant})") if var_over.get("eval") is not None \
-                        else ev
+                                     where=f"eval ({suite.name}/{variant})")
                     layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), var_over, per_model[m]]
                     cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
+                    model_seeds = seeds if seeds_given else (prof.get("model_seeds") or {}).get(m, seeds)
                     specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,
-                                         s, cfg, var_eval) for s in seeds)
+                                         s, cfg, var_eval) for s in model_seeds)
     return specs
 
 
 def model_variants(suite: SuiteConfig, model: str) -> dict[str, dict]:
     """The variants a model runs: its own entry, else the `"*"` entry shared by all models, else `default`.
 
-    A variant is a mapping of model-config overrides; two reserved keys change the protocol instead:
-    `split_params` (merged over the suite's) and `eval` (EvalConfig overrides).
+    A variant is a mapping of model-config overrides; three reserved keys change the plan instead:
+    `split_params` (merged over the suite's), `eval` (EvalConfig overrides) and `only_datasets` (run the variant
+    only on these datasets, e.g. the official GIDs that only the Phones release has).
     """
     return suite.variants.get(model) or suite.variants.get("*") or {"default": {}}
 
