@@ -32,6 +32,8 @@ class Dataset:
         release: for datasets with an official split, the part of each row (0 train, 1 valid, 2 test).
         official_gids: for releases that ship generative IDs, an int array `[n_items, length]` of codes >= 1.
         source: where the data was read from.
+        preprocessing: row counts of `from_frame`'s steps (`raw_interactions`, `dropped_below_rating`,
+            `dropped_duplicates`, `dropped_by_k_core`), reported by `stats()`.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Dataset:
     release: np.ndarray | None = None
     official_gids: np.ndarray | None = None
     source: str = ""
+    preprocessing: dict[str, int] = field(default_factory=dict)
     _fingerprint: str | None = field(default=None, repr=False)
 
     @property
@@ -82,9 +85,16 @@ class Dataset:
             "items_with_text": int(sum(bool(t) for t in self.item_text)),
             "has_timestamps": bool(self.inter["timestamp"].notna().any()),
         }
+        out.update(self.preprocessing)
         if self.release is not None:
+            items = self.inter["item"].to_numpy()
+            seen = np.zeros(self.n_items, dtype=bool)
+            seen[items[self.release == 0]] = True
             for code, part in enumerate(RELEASE_PARTS):
                 out[f"release_{part}"] = int((self.release == code).sum())
+                if code:  # distinct valid/test items without a training interaction (allowed; Phones has 5)
+                    cold = ~seen[np.unique(items[self.release == code])]
+                    out[f"release_{part}_items_not_in_train"] = int(cold.sum())
         return out
 
 
@@ -128,12 +138,17 @@ def from_frame(
     df["timestamp"] = df["timestamp"].astype(float) if "timestamp" in df else np.nan
     if release is not None:
         df["_part"] = release.to_numpy()
+    counts = {"raw_interactions": len(df)}
     if rating_threshold is not None and "rating" in df:
         df = df[df["rating"].astype(float) >= rating_threshold]
+    counts["dropped_below_rating"] = counts["raw_interactions"] - len(df)
     df["_row"] = np.arange(len(df))
     df = df.sort_values(["timestamp", "_row"], kind="stable", na_position="last")
+    n = len(df)
     df = df.drop_duplicates(["user", "item"], keep="first").sort_values("_row", kind="stable")
+    counts["dropped_duplicates"], n = n - len(df), len(df)
     df = k_core(df, k)
+    counts["dropped_by_k_core"] = n - len(df)
     if df.empty:
         raise DataError(
             f"{source}: no interactions left after preprocessing (rating_threshold={rating_threshold}, "
@@ -168,6 +183,7 @@ def from_frame(
         release=df["_part"].to_numpy(dtype=np.int8) if release is not None else None,
         official_gids=gids,
         source=source,
+        preprocessing=counts,
     )
 
 

@@ -175,7 +175,8 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
         row_seeds[(s.model, s.variant, s.dataset, s.split)].append(s.seed)
     meta = {
         "suite": suite.name, "suite_version": suite.version, "profile": profile,
-        "datasets": sorted({s.dataset for s in specs}), "split": suite.split, "seeds": sorted({s.seed for s in specs}),
+        "datasets": sorted({s.dataset for s in specs}),
+        "split": ", ".join(sorted({s.split for s in specs})), "seeds": sorted({s.seed for s in specs}),
         "git_sha": git_sha(), "wall_time": f"{int(wall) // 60}m{int(wall) % 60:02d}s (sum over runs)",
         "exclude_valid": specs[0].eval.exclude_valid if specs else False, "command": command,
         "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,

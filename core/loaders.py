@@ -69,6 +69,8 @@ def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold
     for col in ("user_id", "item_id"):
         if col not in inter:
             raise DataError(f"{inter_path}: missing column '{col}' (found {list(inter.columns)})")
+    if inter.empty:
+        raise DataError(f"{inter_path}: no interactions (expected a header line and at least one row)")
     raw = pd.DataFrame({"user": inter["user_id"], "item": inter["item_id"]})
     if (raw["user"] == "").any() or (raw["item"] == "").any():
         line = int(np.flatnonzero((raw["user"] == "") | (raw["item"] == ""))[0]) + 2
@@ -145,14 +147,38 @@ def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Data
         frame = _read_release_csv(folder / fname, with_time=part == "train")
         frames.append(frame)
         parts.append(np.full(len(frame), code, dtype=np.int8))
+    if frames[0].empty:
+        raise DataError(f"{folder / _RELEASE_FILES['train']}: no interactions (expected a header and 1+ rows)")
     raw = pd.concat(frames, ignore_index=True)
     unknown = sorted(set(raw["item"]) - set(text))
     if unknown:
         raise DataError(f"{folder}: items {unknown[:5]} occur in the interaction files but not in corpus_512.json")
+    _check_release(folder, raw, np.concatenate(parts))
     return from_frame(
         raw, text, name=name or folder.name, source=str(folder), keep_all_items=True,
         release=pd.Series(np.concatenate(parts)), official_gids=gids if len(gids) == len(text) else None,
     )
+
+
+def _check_release(folder: Path, raw: pd.DataFrame, parts: np.ndarray) -> None:
+    """A release split must be a partition: no (user, item) pair twice, every valid/test user has training rows.
+
+    Valid/test items without a training row are allowed (the Phones release has 5); `Dataset.stats` counts them.
+    """
+    names = list(_RELEASE_FILES.values())
+    dup = raw.duplicated(["user", "item"], keep=False).to_numpy()
+    if dup.any():
+        user, item = raw.loc[dup].iloc[0][["user", "item"]]
+        same = ((raw["user"] == user) & (raw["item"] == item)).to_numpy()
+        where = [names[c] for c in sorted(set(parts[same].tolist()))]
+        raise DataError(f"{folder}: (user_id, item_id) = ({user}, {item}) occurs more than once (in "
+                        f"{' and '.join(where)}); a release split must list each pair once")
+    train_users = set(raw["user"][parts == 0])
+    for code in (1, 2):
+        lost = sorted(set(raw["user"][parts == code]) - train_users, key=int)
+        if lost:
+            raise DataError(f"{folder / names[code]}: user {lost[0]} has no interaction in {names[0]} "
+                            f"({len(lost)} such users); every valid/test user needs training items")
 
 
 def _read_release_csv(path: Path, *, with_time: bool) -> pd.DataFrame:

@@ -1,15 +1,26 @@
 """Run one planned job: load data, split, fit, evaluate valid + test, write the record.
 
 A run is done when its record exists with the same `config_hash`; the driver skips it (resume by default).
-Nothing is written for a run that fails: the record is written last, atomically.
+Nothing is written for a run that fails: the record is written last, atomically. `run_claimed` runs a job under
+a claim file (`core.claims`) so concurrent drivers never run one job twice.
+
+Test hook: `GENREC_TEST_DIE_AT=<point>[:<n>]` SIGKILLs the process the n-th time (default 1) it reaches `point`:
+`after-fit` (model fitted, nothing evaluated), `before-record` (evaluated, record not written) or `after-record`
+(record written, claim not yet released). Only the crash-safety tests set it.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import signal
 import time
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
+from core import claims
 from core.context import FitContext
 from core.data import Dataset
 from core.evaluate import EvalResult, evaluate
@@ -39,10 +50,46 @@ def spec_run_id(spec: RunSpec) -> str:
     return run_id(spec.model, spec.variant, spec.dataset, spec.split, spec.seed)
 
 
-def is_done(spec: RunSpec) -> bool:
-    """True when a readable record with the same config hash exists."""
+def is_done(spec: RunSpec, newer_than: float = 0.0) -> bool:
+    """True when a readable record with the same config hash exists (written at or after `newer_than`)."""
     path = record_path(spec.suite, spec_run_id(spec))
-    return path.is_file() and read_record(path)["config_hash"] == spec.config_hash
+    return (path.is_file() and read_record(path)["config_hash"] == spec.config_hash
+            and path.stat().st_mtime >= newer_than)
+
+
+class Outcome(NamedTuple):
+    """What `run_claimed` did: "ran" (with the record), "done" (by someone else) or "claimed" (with the holder)."""
+
+    status: str
+    record: dict | None = None
+    holder: claims.Claim | None = None
+
+
+def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0) -> Outcome:
+    """Run `spec` under its claim, unless another live driver holds it or its record appeared meanwhile."""
+    rid = spec_run_id(spec)
+    with claims.held(spec.suite, rid, log) as (got, claim):
+        if not got:
+            return Outcome("claimed", holder=claim)
+        if is_done(spec, newer_than):
+            return Outcome("done")
+        folder = glob.escape(str(results_dir(spec.suite)))
+        for tmp in glob.glob(f"{folder}/.{glob.escape(rid)}.*.tmp"):  # temp files of a killed writer of this run
+            Path(tmp).unlink(missing_ok=True)
+        return Outcome("ran", record=run_one(spec, log))
+
+
+_HOOK_COUNTS: Counter[str] = Counter()
+
+
+def _test_hook(point: str) -> None:
+    """SIGKILL this process at `point` when `GENREC_TEST_DIE_AT` asks for it (see the module docstring)."""
+    name, _, nth = os.environ.get("GENREC_TEST_DIE_AT", "").partition(":")
+    if name != point:
+        return
+    _HOOK_COUNTS[point] += 1
+    if _HOOK_COUNTS[point] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_one(spec: RunSpec, log=print) -> dict:
@@ -57,6 +104,7 @@ def run_one(spec: RunSpec, log=print) -> dict:
     t0 = time.perf_counter()
     fit_info = model.fit(ctx) or {}
     fit_seconds = time.perf_counter() - t0
+    _test_hook("after-fit")
     ev = spec.eval
     valid = evaluate(model, split, "valid", ev.ks, batch_users=ev.batch_users,
                      max_train_interactions=ev.max_train_interactions)
@@ -64,7 +112,9 @@ def run_one(spec: RunSpec, log=print) -> dict:
                     max_train_interactions=ev.max_train_interactions)
     record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds)
     record["wall_seconds"] = time.perf_counter() - start
+    _test_hook("before-record")
     write_record(record, per_user_arrays(test, valid))
+    _test_hook("after-record")
     return record
 
 

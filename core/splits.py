@@ -264,6 +264,7 @@ def _stats(split: Split) -> dict:
     p = split.parts
     counts = {part: int((p == code).sum()) for part, code in PARTS.items()}
     users = split.dataset.inter["user"].to_numpy()
+    items = split.dataset.inter["item"].to_numpy()
     evaluated = np.unique(users[p == PARTS["test"]])
     train_users = np.unique(users[p == PARTS["train"]])
     return {
@@ -273,4 +274,6 @@ def _stats(split: Split) -> dict:
         "n_valid_users": int(len(np.unique(users[p == PARTS["valid"]]))),
         "n_train_only_users": int(split.n_users - len(np.union1d(evaluated, np.unique(users[p == 1])))),
         "n_test_users_without_train": int(len(np.setdiff1d(evaluated, train_users))),
+        **{f"n_{part}_items_without_train": int(len(np.setdiff1d(items[p == PARTS[part]], items[p == 0])))
+           for part in ("valid", "test")},
     }

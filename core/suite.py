@@ -21,7 +21,7 @@ from core.registry import model_class, unknown_name
 CONFIGS = ROOT / "configs"
 
 
-PROFILE_KEYS = {"seeds", "model_seeds", "models", "datasets"}
+PROFILE_KEYS = {"seeds", "model_seeds", "models", "datasets", "optional_datasets"}
 
 
 @dataclass
@@ -141,7 +141,8 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     seeds = seeds if seeds_given else prof.get("seeds", suite.seeds)
     splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
     specs = []
-    for ds in datasets or available(prof.get("datasets", suite.datasets), suite.optional_datasets):
+    optional = prof.get("optional_datasets", suite.optional_datasets)
+    for ds in datasets or available(prof.get("datasets", suite.datasets), optional):
         for split in splits:
             for m in models:
                 for variant, var_over in model_variants(suite, m).items():

@@ -1,0 +1,178 @@
+"""Bad input: one table of cases, each failing with one clear message and writing nothing.
+
+Each case builds its input under a temporary folder and runs it the way a user would (the driver in-process, or
+the loader when the case needs a loader argument the driver does not take). The message must name the
+file/key/value and what was expected; afterwards no record, npz, cache or leaderboard file may exist that was not
+there before (the only file allowed to appear is the empty `claims/.lock` the driver locks on).
+
+Choices documented here:
+* duplicate rows in an atomic folder are dropped silently, keeping the earliest (the preprocessing spec), and
+  counted in `Dataset.stats()["dropped_duplicates"]`; in a ColaRec release a repeated (user, item) is an error;
+* a release valid/test user without training rows is an error naming the user; a valid/test item without
+  training rows is allowed and counted (`release_<part>_items_not_in_train`);
+* a corrupted record in results/ stops the driver before it runs anything, naming the file (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import main
+from core.config import build
+from core.errors import ConfigError, DataError
+from core.loaders import load_atomic, load_colarec_release
+from core.paths import ROOT
+from core.records import RecordError
+from core.splits import make_split
+from core.suite import SuiteConfig
+
+POP_S0 = "pop--default--ml-100k--colarec--s0"
+ATOMIC_HEAD = "user_id:token\titem_id:token\ttimestamp:float\n"
+GOOD_TRAIN = "user_id,item_id,time\n1,1,100\n1,2,200\n2,1,300\n2,3,400\n"
+
+
+@pytest.fixture(autouse=True)
+def _dirs(tmp_path, monkeypatch):
+    for var, sub in (("GENREC_RESULTS", "results"), ("GENREC_LEADERBOARD", "leaderboard"), ("GENREC_CACHE", "cache")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+
+
+def _atomic(tmp: Path, body: str, head: str = ATOMIC_HEAD) -> Path:
+    folder = tmp / "toy"
+    folder.mkdir(exist_ok=True)
+    (folder / "toy.inter").write_text(head + body, encoding="utf-8")
+    return folder
+
+
+def _release(tmp: Path, train: str = GOOD_TRAIN, valid: str = "1,3\n", test: str = "2,2\n") -> Path:
+    folder = tmp / "rel"
+    folder.mkdir(exist_ok=True)
+    corpus = {str(i): {"atom_id": i, "cid": [1, 1, i], "content": f"title item {i}"} for i in range(1, 5)}
+    (folder / "corpus_512.json").write_text(json.dumps(corpus))
+    (folder / "train_time_inter.csv").write_text(train)
+    (folder / "valid_inter.csv").write_text("user_id,item_id\n" + valid)
+    (folder / "test_inter.csv").write_text("user_id,item_id\n" + test)
+    return folder
+
+
+def _drive(*args: str) -> Callable[[Path], object]:
+    return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--no-leaderboard", *args])
+
+
+def _on_atomic(body: str, head: str = ATOMIC_HEAD) -> Callable[[Path], object]:
+    return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--dataset", f"atomic:{_atomic(tmp, body, head)}"])
+
+
+def _on_release(**files: str) -> Callable[[Path], object]:
+    return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--dataset", f"colarec:{_release(tmp, **files)}"])
+
+
+def _with_record(text: str) -> Callable[[Path], object]:
+    def run(tmp: Path) -> object:
+        folder = tmp / "results" / "smoke"
+        folder.mkdir(parents=True)
+        (folder / f"{POP_S0}.json").write_text(text)
+        return main(["--suite", "smoke", "--seeds", "1,0"])  # s1 comes first in the plan: nothing may run
+    return run
+
+
+CASES = [
+    ("empty-interaction-file", _on_atomic(""), DataError,
+     r"toy[/\\]toy\.inter: no interactions \(expected a header line and at least one row\)"),
+    ("empty-release-train-file", _on_release(train="user_id,item_id,time\n"), DataError,
+     r"train_time_inter\.csv: no interactions"),
+    ("missing-column", _on_atomic("1\t100\n", head="user_id:token\ttimestamp:float\n"), DataError,
+     r"toy\.inter: missing column 'item_id' \(found \['user_id', 'timestamp'\]\)"),
+    ("release-missing-time-column", _on_release(train="user_id,item_id\n1,1\n"), DataError,
+     r"train_time_inter\.csv: missing column 'time'"),
+    ("release-non-integer-id", _on_release(valid="u1,3\n"), DataError,
+     r"valid_inter\.csv: line 2: user_id/item_id must be non-negative integers, got 'u1','3'"),
+    ("release-negative-id", _on_release(test="2,-2\n"), DataError,
+     r"test_inter\.csv: line 2: user_id/item_id must be non-negative integers, got '2','-2'"),
+    ("release-duplicate-across-parts", _on_release(valid="1,2\n"), DataError,
+     r"\(user_id, item_id\) = \(1, 2\) occurs more than once \(in train_time_inter\.csv and valid_inter\.csv\)"),
+    ("release-duplicate-within-a-part", _on_release(train=GOOD_TRAIN + "2,3,500\n"), DataError,
+     r"\(user_id, item_id\) = \(2, 3\) occurs more than once \(in train_time_inter\.csv\)"),
+    ("timestamp-as-text", _on_atomic("1\ta\t100\n1\tb\tyesterday\n"), DataError,
+     r"toy\.inter: line 3: timestamp 'yesterday' is not a number"),
+    ("release-time-as-text", _on_release(train="user_id,item_id,time\n1,1,100\n2,1,2014-01-01\n"), DataError,
+     r"train_time_inter\.csv: line 3: time '2014-01-01' is not a number"),
+    ("k-core-empties-the-dataset", lambda tmp: load_atomic(_atomic(tmp, "1\ta\t1\n1\tb\t2\n2\ta\t3\n"), k=2),
+     DataError, r"toy: no interactions left after preprocessing \(rating_threshold=None, k-core=2\); lower"),
+    ("release-test-user-without-train", _on_release(test="2,2\n7,4\n"), DataError,
+     r"test_inter\.csv: user 7 has no interaction in train_time_inter\.csv \(1 such users\)"),
+    ("unknown-config-key-cli", _drive("eval.kss=[1]"), ConfigError,
+     r"eval: unknown key 'kss'; did you mean 'ks'\? \(known keys: batch_users, exclude_valid, ks,"),
+    ("unknown-config-key-suite-file", lambda tmp: build(SuiteConfig, {"name": "x", "version": 1, "seed": [0]},
+                                                         where="configs/suites/x.yaml"), ConfigError,
+     r"configs/suites/x\.yaml: unknown key 'seed'; did you mean 'seeds'\?"),
+    ("wrong-type-list", _drive("eval.ks=five"), ConfigError, r"eval\.ks: expected a list, got 'five'"),
+    ("wrong-type-bool", _drive("eval.exclude_valid=maybe"), ConfigError,
+     r"eval\.exclude_valid: expected true/false, got 'maybe'"),
+    ("wrong-type-int-in-list", _drive("eval.ks=[5,ten]"), ConfigError, r"eval\.ks\[1\]: expected an integer, got 'ten'"),
+    ("wrong-type-seeds", _drive("--seeds", "0,one"), ConfigError,
+     r"--seeds '0,one': expected comma-separated integers"),
+    ("corrupted-record", _with_record('{"suite": "smoke", "metr'), RecordError,
+     rf"smoke[/\\]{POP_S0}\.json: corrupted record \(.*\); delete it and rerun"),
+    ("incomplete-record", _with_record('{"suite": "smoke"}'), RecordError,
+     rf"{POP_S0}\.json: incomplete record \(missing \['suite_version', 'model',"),
+]
+
+
+def _files(tmp: Path) -> set[Path]:
+    return {p for p in tmp.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.parametrize(("build_and_run", "error", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_one_clear_error_nothing_written(tmp_path, build_and_run, error, message):
+    with pytest.raises(error, match=message) as info:
+        build_and_run(tmp_path)
+    assert len(str(info.value).splitlines()) == 1
+    outputs = {sub: _files(tmp_path / sub) for sub in ("results", "cache", "leaderboard")}
+    bad_record = tmp_path / "results" / "smoke" / f"{POP_S0}.json"  # the input of the record cases
+    assert outputs == {"results": {bad_record} if bad_record.exists() else set(), "cache": set(), "leaderboard": set()}
+
+
+def test_corrupted_record_exits_2_naming_the_file(tmp_path, monkeypatch, capsys):
+    record = tmp_path / "results" / "smoke" / f"{POP_S0}.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{trunc")
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--suite", "smoke", "--model", "pop"])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(SystemExit) as exit_info:  # the script's own entry point, in-process
+        runpy.run_path(str(ROOT / "benchmarks" / "run.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {record}: corrupted record (Expecting property name enclosed in double quotes: line 1 column 2 "
+        "(char 1)); delete it and rerun to redo this run")
+    assert _files(tmp_path) == {record}
+
+
+def test_atomic_duplicates_are_dropped_keeping_the_earliest_and_counted(tmp_path):
+    body = "1\ta\t300\n1\ta\t100\n2\ta\t50\n1\tb\t200\n1\ta\t100\n"
+    ds = load_atomic(_atomic(tmp_path, body))
+    rows = [(ds.user_tokens[u], ds.item_tokens[i], t) for u, i, t in ds.inter.itertuples(index=False)]
+    assert rows == [("1", "a", 100.0), ("2", "a", 50.0), ("1", "b", 200.0)]
+    stats = ds.stats()
+    assert stats["raw_interactions"] == 5 and stats["dropped_duplicates"] == 2 and stats["interactions"] == 3
+
+
+def test_release_items_unseen_in_training_are_allowed_and_counted(tmp_path):
+    ds = load_colarec_release(_release(tmp_path, valid="1,4\n2,4\n", test="2,2\n"))
+    stats = ds.stats()
+    # item 4 never occurs in train: 2 valid rows, 1 distinct item; the test part has none
+    assert stats["release_valid_items_not_in_train"] == 1 and stats["release_test_items_not_in_train"] == 0
+    split = make_split(ds, "release", use_cache=False)
+    assert split.stats["n_valid"] == 2 and split.stats["n_test"] == 1
+
+
+@pytest.mark.phones
+def test_phones_release_reports_its_five_cold_items(phones_dir):
+    stats = load_colarec_release(phones_dir, name="phones").stats()
+    assert stats["release_valid_items_not_in_train"] == 5 and stats["release_test_items_not_in_train"] == 5
