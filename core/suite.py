@@ -42,6 +42,7 @@ class SuiteConfig:
     profiles: dict = field(default_factory=dict)  # profile -> {seeds, model_seeds, datasets, models: {model -> overrides}}
     compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
     fit_info_columns: list[str] = field(default_factory=list)  # dotted fit_info keys shown per run (e.g. gid.*)
+    tuned: bool = False  # apply configs/tuned/<model>-<dataset>-<split>.yaml (exported by benchmarks/tune.py)
 
 
 @dataclass
@@ -124,7 +125,11 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
 def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None = None,
          seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
          models: list[str] | None = None) -> list[RunSpec]:
-    """Expand a suite into run specs (dataset-major, then model, variant, seed)."""
+    """Expand a suite into run specs (dataset-major, then model, variant, seed).
+
+    The override `tuned=true` (or `tuned: true` in the suite) layers each model's tuned config
+    (configs/tuned/<model>-<dataset>-<split>.yaml) between the profile and the variant.
+    """
     if suite.profiles and profile not in suite.profiles:
         raise unknown_name("profile", profile, suite.profiles)
     prof = suite.profiles.get(profile, {}) or {}
@@ -135,7 +140,11 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     models = models or suite.models
     for m in models:
         model_class(m)
-    eval_over, per_model = split_cli_overrides(overrides or {}, models)
+    from core.tuning import tuned_layer  # noqa: PLC0415 (core.tuning imports core.suite)
+
+    overrides = dict(overrides or {})
+    use_tuned = bool(overrides.pop("tuned", suite.tuned))
+    eval_over, per_model = split_cli_overrides(overrides, models)
     build(EvalConfig, suite.eval, eval_over, where="eval")  # fail early on a bad eval override
     seeds_given = seeds is not None
     seeds = seeds if seeds_given else prof.get("seeds", suite.seeds)
@@ -152,7 +161,9 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
                     split_params = {**suite.split_params, **var_over.pop("split_params", {})}
                     var_eval = build(EvalConfig, suite.eval, var_over.pop("eval", {}), eval_over,
                                      where=f"eval ({suite.name}/{variant})")
-                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), var_over, per_model[m]]
+                    tuned = tuned_layer(m, ds, split) if use_tuned else {}
+                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), tuned, var_over,
+                              per_model[m]]
                     cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
                     model_seeds = seeds if seeds_given else (prof.get("model_seeds") or {}).get(m, seeds)
                     specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,

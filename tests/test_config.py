@@ -76,3 +76,16 @@ def test_eval_override_changes_config_hash():
     a = plan(_suite())[0]
     b = plan(_suite(), overrides={"eval.exclude_valid": True})[0]
     assert a.config_hash != b.config_hash
+
+
+def test_tuned_true_layers_the_exported_config_between_profile_and_variant(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENREC_TUNED", str(tmp_path))
+    (tmp_path / "lightgcn-pyg-ml-100k-colarec.yaml").write_text("learning_rate: 0.005\nn_layers: 3\n")
+    suite = SuiteConfig(name="t", version=1, models=["lightgcn-pyg"], variants={"lightgcn-pyg": {
+        "default": {}, "two-layers": {"n_layers": 2}}})
+    plain = plan(suite)
+    tuned = plan(suite, overrides={"tuned": True})
+    assert plain[0].config.learning_rate != 0.005
+    assert tuned[0].config.learning_rate == 0.005 and tuned[0].config.n_layers == 3
+    assert tuned[1].config.n_layers == 2  # a variant still overrides the tuned value
+    assert tuned[0].config_hash != plain[0].config_hash

@@ -1,0 +1,95 @@
+"""Tune a model's hyper-parameters with Optuna on the validation split, and export the best config.
+
+    python benchmarks/tune.py --model lightgcn --dataset ml-100k --split colarec --trials 30
+    python benchmarks/tune.py --model mf --trials 30 --workers 2          # 2 processes on one study
+    python benchmarks/tune.py --model sasrec --timeout 3600 epochs=50     # time budget; fixed override
+    python benchmarks/tune.py --model mf --storage postgresql://me@dbhost/optuna   # several machines
+    python benchmarks/tune.py --model mf --storage journal:studies/mf.log         # Optuna JournalStorage
+    python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
+    python benchmarks/tune.py --report                                  # leaderboard/tuning.md
+    optuna-dashboard sqlite:///studies/<study>.db                       # browse a study (pip install optuna-dashboard)
+
+The search space is `configs/search/<model>.yaml` (pop's is empty: tuning it is refused, there is nothing to
+search). The objective is the validation NDCG@10 (`eval.valid_metric`); per-epoch validation values drive the
+pruner; the test split is never used. The study is named from (model, dataset, split, space, overrides), so
+rerunning the same command resumes it and runs only the trials missing to reach `--trials` (COMPLETE, PRUNED and
+FAIL trials all count; trials left RUNNING by a killed process are marked FAIL first). Every model gets the same
+default budget (30 trials); the budget is recorded in the study. Storage defaults to
+`sqlite:///studies/<study>.db`. The best trial's params are written to `configs/tuned/<model>-<dataset>-<split>.yaml`,
+which suites with `tuned: true` apply. `--report` retrains each study's best config (suite `tuning`) for its test
+metrics and writes `leaderboard/tuning.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.config import parse_overrides  # noqa: E402
+from core.errors import BenchError  # noqa: E402
+from core.tuning import (  # noqa: E402
+    PRUNERS,
+    TuneJob,
+    counts,
+    default_storages,
+    display_url,
+    export_best,
+    load_space,
+    tune,
+    write_report,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model to tune (configs/search/<model>.yaml)")
+    p.add_argument("--dataset", default="ml-100k", help="dataset name or <kind>:<path> (default ml-100k)")
+    p.add_argument("--split", default="colarec", help="splitter (default colarec)")
+    p.add_argument("--trials", type=int, default=30, help="total trials of the study (default 30, every model)")
+    p.add_argument("--workers", type=int, default=1, help="processes running trials of the study in parallel")
+    p.add_argument("--storage", help="SQLAlchemy URL or journal:<path> (default sqlite:///studies/<study>.db)")
+    p.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner (default median)")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds (per worker)")
+    p.add_argument("--seed", type=int, default=0, help="split/training seed; also seeds the sampler")
+    p.add_argument("--no-export", action="store_true", help="do not write configs/tuned/<model>-...yaml")
+    p.add_argument("--report", action="store_true", help="write leaderboard/tuning.md for all studies and exit")
+    p.add_argument("--no-retrain", action="store_true", help="with --report: skip retraining (no test metrics)")
+    p.add_argument("overrides", nargs="*", help="fixed key=value config overrides (k=v, eval.k=v)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.report:
+        storages = [args.storage] if args.storage else default_storages()
+        print(f"wrote {write_report(storages, retrain=not args.no_retrain)}")
+        return 0
+    if not args.model:
+        print("error: give --model NAME (or --report)", file=sys.stderr)
+        return 2
+    job = TuneJob(args.model, args.dataset, args.split, load_space(args.model), seed=args.seed,
+                  overrides=parse_overrides(args.overrides), pruner=args.pruner, storage=args.storage)
+    study = tune(job, args.trials, args.workers, args.timeout, command)
+    c = counts(study)
+    print(f"study {study.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed")
+    if not c["COMPLETE"]:
+        print("error: no trial completed; see the failed trials' user_attrs['error']", file=sys.stderr)
+        return 1
+    print(f"best valid value {study.best_value:.4f} (trial {study.best_trial.number}): {study.best_params}")
+    if not args.no_export:
+        print(f"wrote {export_best(study, job, command)}")
+    url = display_url(job.storage_url)
+    print(f"browse: optuna-dashboard {url}" if url.startswith("sqlite") else f"storage: {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

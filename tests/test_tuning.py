@@ -1,0 +1,295 @@
+"""Tuning: parallel workers on one study, resume after SIGKILL, PostgreSQL, search-space files, export, report.
+
+The studies use `TinyModel` on a synthetic `tiny` dataset, registered for the test only (the `tiny` fixture
+patches `core.registry`; `TuneJob` carries those entries into its spawned worker processes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import multiprocessing
+import os
+import pwd
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from core import registry
+from core.config import build
+from core.errors import ConfigError
+from core.tuning import (
+    SEARCH_DIR,
+    ParamSpec,
+    TuneJob,
+    export_best,
+    load_space,
+    make_storage,
+    parse_space,
+    search_path,
+    tune,
+    tuned_layer,
+    write_report,
+)
+from tests.conftest import synthetic_dataset
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+TINY_SPACE = {"lr": ParamSpec("float", 1e-3, 1e-1, log=True), "dim": ParamSpec("categorical", choices=[4, 8, 16])}
+
+
+class TinyModel:
+    """Popularity plus seeded noise that shrinks with epochs; reports validation NDCG@10 every epoch.
+
+    `$TINY_SLEEP` seconds per epoch slow it down (kill test). If the file `fail_flag` exists, the one trial that
+    manages to delete it raises (exactly one failure, whichever worker gets there first).
+    """
+
+    @dataclass
+    class Config:
+        lr: float = 0.01
+        dim: int = 8
+        epochs: int = 3
+        fail_flag: str = ""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.scores = np.zeros(0, dtype=np.float32)
+
+    def fit(self, ctx) -> dict:
+        if self.config.fail_flag and _claim(Path(self.config.fail_flag)):
+            raise RuntimeError("tiny model exploded on purpose")
+        counts = np.bincount(ctx.split.train["item"].to_numpy(), minlength=ctx.split.n_items).astype(np.float32)
+        rng = np.random.default_rng([int(self.config.lr * 1e6), self.config.dim])
+        for epoch in range(1, self.config.epochs + 1):
+            time.sleep(float(os.environ.get("TINY_SLEEP", "0")))
+            noise = rng.random(len(counts)).astype(np.float32) * 10 / (epoch * self.config.dim * self.config.lr)
+            self.scores = counts + noise
+            ctx.report(epoch, ctx.validate(self)["ndcg@10"])
+        return {"epochs": self.config.epochs}
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.scores, (len(users), len(self.scores)))
+
+
+def _claim(flag: Path) -> bool:
+    try:
+        flag.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def tiny_dataset():
+    return synthetic_dataset(counts=(5, 8, 10, 12, 15, 20, 6, 7, 9, 11, 14, 18), n_items=30, name="tiny")
+
+
+def tiny_job(storage: str, **kw) -> TuneJob:
+    return TuneJob("tiny", "tiny", "colarec", dict(TINY_SPACE), storage=storage, **kw)
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(registry.MODELS, "tiny", "tests.test_tuning:TinyModel")
+    monkeypatch.setitem(registry.DATASETS, "tiny", "tests.test_tuning:tiny_dataset")
+    for var, sub in (("GENREC_STUDIES", "studies"), ("GENREC_TUNED", "tuned"), ("GENREC_LEADERBOARD", "lb")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+
+
+def _load(job: TuneJob) -> optuna.Study:
+    return optuna.load_study(study_name=job.name, storage=make_storage(job.storage_url))
+
+
+def check_two_workers(url: str, tmp_path: Path) -> None:
+    """6 trials on 2 spawned workers: none lost or duplicated, one recorded FAIL with its message."""
+    flag = tmp_path / "boom"
+    flag.touch()
+    job = tiny_job(url, overrides={"fail_flag": str(flag)})
+    tune(job, trials=6, workers=2, log=lambda msg: None)
+    trials = _load(job).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    states = Counter(t.state.name for t in trials)
+    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == 5, states
+    failed = next(t for t in trials if t.state.name == "FAIL")
+    assert "RuntimeError: tiny model exploded on purpose" in failed.user_attrs["error"]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran their share
+    assert _load(job).user_attrs["budget"] == {"trials": 6, "timeout_s": None}
+    tune(job, trials=6, workers=2, log=lambda msg: None)  # already complete: nothing more runs
+    assert len(_load(job).get_trials()) == 6
+
+
+def test_two_workers_journal_storage(tiny, tmp_path):
+    check_two_workers(f"journal:{tmp_path / 'study.log'}", tmp_path)
+
+
+def _killable(url: str, n: int, env: dict) -> None:
+    """Body of the process the resume test kills (forked from the preloaded forkserver: no re-import of torch)."""
+    os.environ.update(env)
+    registry.MODELS["tiny"] = "tests.test_tuning:TinyModel"
+    registry.DATASETS["tiny"] = "tests.test_tuning:tiny_dataset"
+    os.environ["TINY_SLEEP"] = "0.3"
+    tune(tiny_job(url), trials=n, log=lambda msg: None)
+
+
+def _count(db: Path, state: str, owned: bool = False) -> int:
+    """Trials in `state` (with `owned`: only those whose worker attr is already set)."""
+    join = "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'worker'" if owned else ""
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            return con.execute(f"SELECT count(*) FROM trials t {join} WHERE t.state = ?", (state,)).fetchone()[0]
+    except sqlite3.OperationalError:  # the study tables do not exist yet
+        return 0
+
+
+def test_killed_study_resumes(tiny, tmp_path):
+    db, n = tmp_path / "kill.db", 8
+    url = f"sqlite:///{db}"
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["core.tuning", "core.runner"])
+    env = {k: v for k, v in os.environ.items() if k.startswith("GENREC_")}
+    proc = mp.Process(target=_killable, args=(url, n, env))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while _count(db, "COMPLETE") < 2 or not _count(db, "RUNNING", owned=True):  # kill it mid-trial
+        assert proc.is_alive(), f"worker ended (exit code {proc.exitcode}) before it was killed"
+        assert time.monotonic() < deadline, "no 2 completed trials and a running one within 60 s"
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
+    assert _count(db, "RUNNING") == 1 and _count(db, "COMPLETE") < n
+    tune(tiny_job(url), trials=n, log=lambda msg: None)
+    trials = _load(tiny_job(url)).get_trials()
+    assert sorted(t.number for t in trials) == list(range(n))
+    states = Counter(t.state.name for t in trials)
+    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == n - 1, states
+    stale = next(t for t in trials if t.state.name == "FAIL")
+    assert stale.user_attrs["error"].startswith(f"stale: left RUNNING by worker {stale.user_attrs['worker']}")
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(debian[-1]).parent if debian else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on a unix socket in a temporary folder (run as `postgres` when root)."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binary (initdb); .ci/postgres.sh installs it")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.fail("psycopg2 is missing: pip install psycopg2-binary (dev extra)")
+    root = Path(tempfile.mkdtemp(prefix="genrec-pg-"))  # not under tmp_path: its parents are private to root
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        shutil.chown(root, user)
+        as_user = ["runuser", "-u", user, "--"]
+    port = 54329
+    opts = f"-k {root} -p {port} -c listen_addresses='' -F"
+    try:
+        subprocess.run([*as_user, bindir / "initdb", "-D", root / "data", "-A", "trust", "-U", "postgres", "-N"],
+                       check=True, capture_output=True)
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", root / "data", "-l", root / "log", "-w", "-o", opts,
+                        "start"], check=True, capture_output=True)
+        yield f"postgresql+psycopg2://postgres@/postgres?host={root}&port={port}"
+    finally:
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+def test_two_workers_postgres(tiny, tmp_path, postgres_url):
+    check_two_workers(postgres_url, tmp_path)
+
+
+def test_search_spaces_match_model_configs():
+    """Every registered model has a valid space (or no Config fields); every space file is a registered model."""
+    files = sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
+    assert len(files) == 6 and set(files) <= set(registry.MODELS), files
+    for model in registry.list_models():
+        fields = dataclasses.fields(registry.model_class(model).Config)
+        if not search_path(model).is_file():
+            assert not fields, f"{model} has Config fields but no {search_path(model)}"
+            continue
+        space = load_space(model)  # raises on unknown keys, bad entries, values the Config rejects
+        assert bool(space) == bool(fields), f"{model}: empty space but tunable fields, or the reverse"
+
+
+def test_search_space_errors_name_the_file(tiny, tmp_path):
+    bad = tmp_path / "tiny.yaml"
+    bad.write_text("lrr:  # typo\n  distribution: float\n  low: 0.001\n  high: 0.1\n")
+    with pytest.raises(ConfigError, match=r"tiny\.yaml.*unknown key 'lrr'; did you mean 'lr'"):
+        load_space("tiny", bad)
+    for entry, why in [({"distribution": "float", "low": 0, "high": 1, "log": True}, "low > 0"),
+                       ({"distribution": "int", "low": 1.5, "high": 4}, "low < high"),
+                       ({"distribution": "categorical", "choices": []}, "non-empty"),
+                       ({"distribution": "normal", "low": 1, "high": 2}, "not one of")]:
+        with pytest.raises(ConfigError, match=why):
+            parse_space({"lr": entry}, "tiny", "tiny.yaml")
+    with pytest.raises(ConfigError, match="expected an integer"):  # values must build into the Config
+        parse_space({"dim": {"distribution": "categorical", "choices": [4, "big"]}}, "tiny", "tiny.yaml")
+
+
+def test_study_name_stable_and_tracks_the_space(tiny, tmp_path):
+    a, b = tiny_job("journal:x"), tiny_job("journal:y")
+    assert a.name == b.name and a.name.startswith("tiny--tiny--colarec--")
+    commented = tmp_path / "a.yaml"
+    commented.write_text("lr:  # step size\n  distribution: float\n  low: 0.001\n  high: 0.1\n  log: true\n"
+                         "dim: {distribution: categorical, choices: [4, 8, 16]}  # width\n")
+    assert TuneJob("tiny", "tiny", "colarec", load_space("tiny", commented)).name == a.name  # comments ignored
+    wider = {**TINY_SPACE, "lr": ParamSpec("float", 1e-3, 0.5, log=True)}
+    assert TuneJob("tiny", "tiny", "colarec", wider).name != a.name
+    assert tiny_job("journal:x", overrides={"epochs": 2}).name != a.name
+    assert TuneJob("tiny", "tiny", "loo", dict(TINY_SPACE)).name != a.name
+
+
+def test_export_roundtrip_and_report(tiny, tmp_path):
+    job = tiny_job(f"sqlite:///{tmp_path / 'export.db'}")
+    study = tune(job, trials=3, log=lambda msg: None)
+    path = export_best(study, job, "python benchmarks/tune.py --model tiny")
+    text = path.read_text()
+    assert path.name == "tiny-tiny-colarec.yaml" and f"# study: {job.name}" in text and "# command: python" in text
+    layer = tuned_layer("tiny", "tiny", "colarec")
+    assert layer == study.best_params
+    cfg = build(TinyModel.Config, layer)
+    assert (cfg.lr, cfg.dim) == (study.best_params["lr"], study.best_params["dim"])
+    assert tuned_layer("pop", "tiny", "colarec") == {}
+    with pytest.raises(ConfigError, match="run: python benchmarks/tune.py --model tiny --dataset tiny --split loo"):
+        tuned_layer("tiny", "tiny", "loo")
+    md = write_report([job.storage_url], retrain=True).read_text()
+    assert f"## {job.name}" in md and "Top-5 trials" in md and "Parameter importances" in md
+    assert "test metrics of the best configuration retrained: ndcg@10 0." in md
+    assert "3/0/0" in md
+
+
+def test_cli_refuses_pop(capsys):
+    from benchmarks.tune import main
+
+    with pytest.raises(ConfigError, match="empty search space"):
+        main(["--model", "pop", "--storage", "journal:/nonexistent/never-written.log"])
