@@ -77,6 +77,9 @@ def evaluate(
     A split with `focus_users` (sparsified long-tail split) is always evaluated on those users only.
     """
     start = time.perf_counter()
+    prepare = getattr(model, "prepare_eval", None)
+    if prepare is not None:  # models whose input depends on the part (SASRec's history) are told which
+        prepare(part)
     rec = as_recommender(model)
     truth = split.matrix(part)
     exclude = split.matrix("train")

@@ -3,6 +3,9 @@
 * A `Scorer` gives a score to every item for a batch of users (MF, LightGCN, SASRec, popularity).
 * A `Recommender` returns ranked top-k item lists (generative models such as ColaRec).
 
+A model whose input depends on the evaluated part (SASRec: the history at test time may include validation items)
+may define `prepare_eval(part)`; the evaluator calls it before ranking.
+
 `TopK` turns any scorer into a recommender, so the evaluator only ever consumes ranked lists and every model is
 scored by exactly the same code. `-1` in a list means "no item" and always counts as a miss.
 """

@@ -1,0 +1,154 @@
+"""LightGCN with PyTorch Geometric's `LightGCN`, trained by our own loop: a second, RecBole-independent LightGCN.
+
+Why: it cross-checks RecBole's LightGCN and is ~1.5x faster on CPU. It needs neither torch_sparse nor pyg-lib:
+the symmetric-normalised user-item adjacency (no self-loops, as in RecBole) is computed once with `gcn_norm` and
+stored as a `torch.sparse_csr` tensor (`to_torch_csr_tensor`), and the convolutions run with `normalize=False`,
+so every propagation is one sparse matmul instead of a scatter with re-normalisation.
+
+Training mirrors RecBole's LightGCN run: Adam, batches of training pairs with one uniform negative item per
+positive (never one of the user's training items), full propagation for every batch, BPR loss with PyG's
+regulariser (`lambda_reg * ||E0 of the batch's unique nodes||^2 / B`), validation NDCG@10 through `ctx.validate`
+every `eval_step` epochs and RecBole's early-stopping rule (a tie counts as an improvement; stop after
+`stopping_step` + 1 validations without one); the best epoch's weights are restored. Initialisation and batch
+order are seeded from `ctx.seed` without touching the global RNG, so CPU runs are bit-for-bit repeatable.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.nn.models import LightGCN
+from torch_geometric.utils import to_torch_csr_tensor
+
+from core.errors import ConfigError, DataError
+
+
+class PygLightGCN:
+    """LightGCN from `torch_geometric.nn.models`; nodes are users `0..U-1` then items `U..U+I-1`."""
+
+    @dataclass
+    class Config:
+        embedding_size: int = 64  # (int) embedding size of users and items
+        n_layers: int = 2  # (int) number of propagation layers (final embedding = mean over layers 0..L)
+        learning_rate: float = 0.001  # (float) Adam learning rate
+        train_batch_size: int = 2048  # (int) positive pairs per batch
+        reg_weight: float = 0.0001  # (float) PyG BPR regulariser: reg_weight * ||E0 of batch nodes||^2 / batch
+        epochs: int = 300  # (int) maximum number of training epochs
+        stopping_step: int = 10  # (int) validations without improvement before stopping (RecBole's rule)
+        eval_step: int = 1  # (int) validate every `eval_step` epochs
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.model: LightGCN | None = None
+        self._user_emb: torch.Tensor | None = None
+        self._item_emb: torch.Tensor | None = None
+
+    def fit(self, ctx: Any) -> dict:
+        """Train on `ctx.split.train`, early-stop on `ctx.eval.valid_metric`, keep the best epoch's weights."""
+        start, cfg, split = time.perf_counter(), self.config, ctx.split
+        if cfg.epochs < 0 or cfg.eval_step < 1 or cfg.train_batch_size < 1:
+            raise ConfigError("lightgcn-pyg: epochs must be >= 0, eval_step and train_batch_size >= 1")
+        self.n_users, self.n_items = split.n_users, split.n_items
+        train = split.train
+        users = torch.as_tensor(train["user"].to_numpy(), dtype=torch.long)
+        items = torch.as_tensor(train["item"].to_numpy(), dtype=torch.long)
+        self.adj = normalized_adjacency(users, items, self.n_users, self.n_items)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            self.model = LightGCN(self.n_users + self.n_items, cfg.embedding_size, cfg.n_layers, normalize=False)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        rng = np.random.default_rng(ctx.seed)
+        seen = np.unique(users.numpy() * self.n_items + items.numpy())
+        if len(users) and np.bincount(seen // self.n_items).max() >= self.n_items:
+            raise DataError("lightgcn-pyg: a user has interacted with every item, so no negative can be sampled")
+        best, best_state, best_epoch, bad, curve, epoch = -np.inf, None, 0, 0, [], 0
+        for epoch in range(1, cfg.epochs + 1):
+            negs = torch.as_tensor(sample_negatives(users.numpy(), seen, self.n_items, rng))
+            self._train_epoch(users, items, negs, optimizer, gen)
+            if epoch % cfg.eval_step:
+                continue
+            value = float(ctx.validate(self)[ctx.eval.valid_metric])
+            curve.append((epoch, value))
+            ctx.report(epoch, value)
+            if value >= best:
+                best, best_state, best_epoch, bad = value, copy.deepcopy(self.model.state_dict()), epoch, 0
+            else:
+                bad += 1
+                if bad > cfg.stopping_step:
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self._cache_embeddings()
+        info = {"epochs": epoch, "best_epoch": best_epoch, "best_valid": best if curve else None,
+                "valid_metric": ctx.eval.valid_metric, "valid_curve": curve,
+                "fit_seconds": time.perf_counter() - start}
+        ctx.log(f"PygLightGCN: best valid {ctx.eval.valid_metric} {best:.4f} at epoch {best_epoch} of {epoch} "
+                f"({info['fit_seconds']:.1f} s)")
+        return info
+
+    def _train_epoch(self, users: torch.Tensor, items: torch.Tensor, negs: torch.Tensor,
+                     optimizer: torch.optim.Optimizer, gen: torch.Generator) -> float:
+        self.model.train()
+        self._user_emb = self._item_emb = None
+        order = torch.randperm(len(users), generator=gen)
+        total = 0.0
+        for lo in range(0, len(order), self.config.train_batch_size):
+            idx = order[lo : lo + self.config.train_batch_size]
+            u, i, j = users[idx], items[idx] + self.n_users, negs[idx] + self.n_users
+            emb = self.model.get_embedding(self.adj)
+            pos, neg = (emb[u] * emb[i]).sum(-1), (emb[u] * emb[j]).sum(-1)
+            nodes = torch.unique(torch.cat([u, i, j]))
+            loss = self.model.recommendation_loss(pos, neg, node_id=nodes, lambda_reg=self.config.reg_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        return total / max(1, len(users))
+
+    @torch.no_grad()
+    def _cache_embeddings(self) -> None:
+        self.model.eval()
+        emb = self.model.get_embedding(self.adj)
+        self._user_emb, self._item_emb = emb[: self.n_users], emb[self.n_users :]
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """Dot products of the layer-averaged user and item embeddings, `[len(users), n_items]`."""
+        if self.model is None:
+            raise RuntimeError("PygLightGCN: call fit(ctx) before scoring")
+        if self._user_emb is None:
+            self._cache_embeddings()
+        return self._user_emb[torch.as_tensor(np.asarray(users), dtype=torch.long)] @ self._item_emb.T
+
+    def item_embeddings(self) -> np.ndarray:
+        """Layer-averaged item embeddings `[n_items, embedding_size]` (row = our item id)."""
+        self.score(np.zeros(0, dtype=np.int64))
+        return self._item_emb.numpy().copy()
+
+
+def normalized_adjacency(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """Symmetric bipartite adjacency `D^-1/2 A D^-1/2` (no self-loops) as a CSR tensor; duplicates counted once."""
+    pairs = torch.unique(torch.stack([users, items + n_users]), dim=1)
+    edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+    n = n_users + n_items
+    edge_index, weight = gcn_norm(edge_index, None, n, add_self_loops=False)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta" / "invariant checks disabled"
+        warnings.filterwarnings("ignore", message=r".*[Ss]parse")
+        return to_torch_csr_tensor(edge_index, weight, size=(n, n))
+
+
+def sample_negatives(users: np.ndarray, seen: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """One uniform item per row of `users` that is not among the user's training items (`seen` = u*I+i keys)."""
+    negs = rng.integers(0, n_items, size=len(users))
+    bad = np.isin(users * n_items + negs, seen)
+    while bad.any():
+        negs[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+        bad[bad] = np.isin(users[bad] * n_items + negs[bad], seen)
+    return negs

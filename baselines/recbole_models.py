@@ -1,0 +1,357 @@
+"""MF (RecBole `BPR`), LightGCN and SASRec, trained by RecBole's own `Trainer` on OUR split.
+
+Why an adapter rather than `run_recbole`: RecBole would re-split and re-index the data, so its numbers could not
+be compared with the other models'. Here the split's train/valid/test are written as RecBole benchmark files
+(`<name>.{train,valid,test}.inter`, our internal ids as tokens) and loaded with `benchmark_filename`, which makes
+RecBole skip its splitting and filtering (the adapter checks that every row arrived). RecBole's `Trainer` then
+trains with early stopping on its validation metric (NDCG@10, `stopping_step`), every validation score is
+forwarded to `ctx.report`, and the best checkpoint is restored. `score(users)` maps RecBole's internal ids back
+to ours (`field2token_id`), so the shared evaluator ranks the same items RecBole would.
+
+MF and LightGCN: RecBole's full-ranking valid/test evaluation is the same protocol as ours with
+`exclude_valid=True` (train items masked for valid, train+valid for test); `recbole_evaluate("test")` returns
+RecBole's own numbers for cross-checking.
+
+SASRec: with `benchmark_filename`, RecBole's `SequentialDataset` does NOT build sequences; each row must already
+carry its history (`item_id_list:token_seq`). The adapter writes them: train rows are every prefix of a user's
+time-ordered training items (at most `max_item_list_length`), and every valid and test interaction is one row
+whose history is the user's training items (plus, for test, the validation items when `history_with_valid`
+and the run's protocol excludes them; the fit info says which under "history"). RecBole evaluates sequential
+models per row without masking history; our evaluator (per user, train items masked) scores the same history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from baselines import recbole_compat as compat
+from core.errors import ConfigError, DataError
+from core.splits import PARTS, Split
+
+RECBOLE_METRICS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR", "hit": "Hit", "precision": "Precision"}
+_UNIFORM_NEG = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+
+
+@dataclass
+class TrainConfig:
+    """Training settings shared by the RecBole models (defaults: recbole/properties/overall.yaml)."""
+
+    learning_rate: float = 0.001  # (float) Adam learning rate
+    train_batch_size: int = 2048  # (int) training batch size
+    epochs: int = 300  # (int) maximum number of training epochs
+    stopping_step: int = 10  # (int) validations without improvement of the valid metric before stopping
+    eval_step: int = 1  # (int) validate every `eval_step` epochs
+    weight_decay: float = 0.0  # (float) Adam weight decay (L2 penalty)
+    eval_batch_size: int = 4096  # (int) evaluation batch size (general models: users x items per batch)
+
+
+def write_benchmark(split: Split, folder: Path, name: str) -> list[int]:
+    """Write `split` as `<folder>/<name>.{train,valid,test}.inter` (user_id, item_id[, timestamp]); row counts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with_time = bool(np.isfinite(split.dataset.inter["timestamp"].to_numpy()).all())
+    counts = []
+    for part in PARTS:
+        df = split.frame(part)
+        out = pd.DataFrame({"user_id:token": df["user"], "item_id:token": df["item"]})
+        if with_time:
+            out["timestamp:float"] = df["timestamp"]
+        out.to_csv(folder / f"{name}.{part}.inter", sep="\t", index=False)
+        counts.append(len(df))
+    return counts
+
+
+class _RecBoleModel:
+    """Shared fit/score machinery; subclasses name the RecBole model and its extra config."""
+
+    recbole_model = ""
+    sequential = False
+    Config: type = TrainConfig
+
+    def __init__(self, config: Any):
+        self.config = config
+        self._model: Any = None
+
+    # --- RecBole config -------------------------------------------------------------------------------------
+    def _overrides(self) -> dict[str, Any]:
+        """RecBole config keys from our Config (subclasses rename or add keys)."""
+        return {**dataclasses.asdict(self.config), "train_neg_sample_args": dict(_UNIFORM_NEG)}
+
+    def _recbole_config(self, ctx: Any, data_path: Path, name: str) -> Any:
+        from recbole.config import Config  # noqa: PLC0415
+
+        metric, _, k = ctx.eval.valid_metric.partition("@")
+        if metric not in RECBOLE_METRICS or not k.isdigit():
+            raise ConfigError(f"eval.valid_metric {ctx.eval.valid_metric!r}: expected <metric>@<k> with metric in "
+                              f"{sorted(RECBOLE_METRICS)}")
+        cols = ["user_id", "item_id_list", "item_id"] if self.sequential else ["user_id", "item_id", "timestamp"]
+        header = (data_path / name / f"{name}.train.inter").read_text().split("\n", 1)[0]
+        cols = [c for c in cols if f"{c}:" in header]
+        cfg = {
+            "data_path": str(data_path), "benchmark_filename": list(PARTS), "load_col": {"inter": cols},
+            "checkpoint_dir": str(data_path / "saved" / name), "seed": ctx.seed, "reproducibility": True,
+            "use_gpu": torch.cuda.is_available(), "show_progress": False, "state": "WARNING",
+            "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "mode": "full",
+                          "order": "TO" if self.sequential else "RO"},
+            "metrics": list(RECBOLE_METRICS.values()), "topk": sorted({*ctx.eval.ks, int(k)}),
+            "valid_metric": f"{RECBOLE_METRICS[metric]}@{k}", "metric_decimal_place": 8,
+            "normalize_all": False, "rm_dup_inter": None, "val_interval": None,
+            "user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)",
+            **self._overrides(),
+        }
+        return Config(model=self.recbole_model, dataset=name, config_dict=cfg)
+
+    def _write_files(self, ctx: Any, folder: Path, name: str) -> list[int]:
+        return write_benchmark(ctx.split, folder, name)
+
+    # --- fit --------------------------------------------------------------------------------------------------
+    def fit(self, ctx: Any) -> dict:
+        """Train with RecBole's Trainer on `ctx.split` (early stopping on valid), then restore the best epoch."""
+        start = time.perf_counter()
+        compat.apply()
+        from recbole.data import create_dataset, data_preparation  # noqa: PLC0415
+        from recbole.utils import get_model, get_trainer, init_seed  # noqa: PLC0415
+
+        data_path = Path(ctx.work_dir).resolve() / "recbole"
+        name = f"genrec-{ctx.split.hash}{'-seq' if self.sequential else ''}"
+        counts = self._write_files(ctx, data_path / name, name)
+        curve: list[tuple[int, float]] = []
+
+        def on_valid(epoch_idx: int, value: float) -> None:
+            curve.append((epoch_idx + 1, float(value)))
+            ctx.report(epoch_idx + 1, float(value))
+
+        with compat.scope():
+            config = self._recbole_config(ctx, data_path, name)
+            init_seed(config["seed"], config["reproducibility"])
+            dataset = create_dataset(config)
+            loaders = data_preparation(config, dataset)
+            self._check_counts(loaders, counts, name)
+            init_seed(config["seed"], config["reproducibility"])
+            model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
+            trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+            train_start = time.perf_counter()
+            trainer.fit(loaders[0], loaders[1], verbose=False, saved=True, show_progress=False,
+                        callback_fn=on_valid)
+            train_seconds = time.perf_counter() - train_start
+        best_epoch = self._restore_best(model, trainer, data_path)
+        self._model, self._trainer, self._loaders, self._dataset = model, trainer, loaders, dataset
+        self._build_maps(ctx.split, dataset)
+        info = {"epochs": len(trainer.train_loss_dict), "best_epoch": best_epoch,
+                "best_valid": float(trainer.best_valid_score), "valid_metric": config["valid_metric"],
+                "valid_curve": curve, "train_seconds": train_seconds, "recbole_dir": str(data_path / name)}
+        info.update(self._extra_info())
+        info["fit_seconds"] = time.perf_counter() - start
+        ctx.log(f"{type(self).__name__}: best valid {config['valid_metric']} {info['best_valid']:.4f} at epoch "
+                f"{best_epoch} of {info['epochs']} ({info['fit_seconds']:.1f} s)")
+        return info
+
+    def _check_counts(self, loaders: tuple, counts: list[int], name: str) -> None:
+        got = [len(loader._dataset) for loader in loaders]
+        if got != counts:
+            raise DataError(f"RecBole loaded {got} train/valid/test rows of '{name}', the split has {counts}: "
+                            "it must not filter or re-split benchmark files")
+
+    def _restore_best(self, model: Any, trainer: Any, data_path: Path) -> int:
+        """Load the best-validation checkpoint RecBole saved (a file we wrote); returns its 1-based epoch."""
+        if not Path(trainer.saved_model_file).is_file():
+            return 0
+        ckpt = compat.load_checkpoint(trainer.saved_model_file, data_path)
+        model.load_state_dict(ckpt["state_dict"])
+        model.load_other_parameter(ckpt.get("other_parameter"))
+        model.eval()
+        return int(ckpt["epoch"]) + 1
+
+    def _build_maps(self, split: Split, dataset: Any) -> None:
+        """Our id -> RecBole's internal id (0 = `[PAD]`, for ids absent from every file)."""
+        users, items = dataset.field2token_id[dataset.uid_field], dataset.field2token_id[dataset.iid_field]
+        self._user_map = np.array([users.get(str(u), 0) for u in range(split.n_users)], dtype=np.int64)
+        self._item_map = torch.tensor([items.get(str(i), 0) for i in range(split.n_items)], dtype=torch.long)
+        self._missing_items = self._item_map == 0
+
+    def _extra_info(self) -> dict:
+        return {}
+
+    # --- inference --------------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self._model is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(ctx) before scoring")
+
+    def _interaction(self, users: np.ndarray) -> Any:
+        from recbole.data.interaction import Interaction  # noqa: PLC0415
+
+        return Interaction({self._dataset.uid_field: torch.as_tensor(self._user_map[users])})
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """Scores `[len(users), n_items]` over OUR item ids (items absent from every file get -inf)."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        self._model.eval()
+        inter = self._interaction(users).to(self._model.device)
+        scores = self._model.full_sort_predict(inter).view(len(users), -1).cpu()
+        out = scores[:, self._item_map]
+        out[:, self._missing_items] = -torch.inf
+        return out
+
+    def recbole_evaluate(self, part: str = "test") -> dict[str, float]:
+        """RecBole's own evaluation of the restored model on its `part` loader (`valid` or `test`)."""
+        self._check_fitted()
+        if part not in ("valid", "test"):
+            raise ConfigError(f"recbole_evaluate: part must be 'valid' or 'test', got {part!r}")
+        loader = self._loaders[PARTS[part]]
+        with compat.scope():
+            result = self._trainer.evaluate(loader, load_best_model=False, show_progress=False)
+        return {k: float(v) for k, v in result.items()}
+
+    def _item_rows(self, table: torch.Tensor) -> np.ndarray:
+        emb = table.detach().cpu()[self._item_map].numpy().copy()
+        emb[self._missing_items.numpy()] = 0.0
+        return emb
+
+
+class MF(_RecBoleModel):
+    """Matrix factorisation with BPR loss (RecBole `BPR`)."""
+
+    recbole_model = "BPR"
+
+    @dataclass
+    class Config(TrainConfig):
+        embedding_size: int = 64  # (int) embedding size of users and items (BPR.yaml)
+
+    def item_embeddings(self) -> np.ndarray:
+        """The trained item table `[n_items, d]`, row = our item id (zeros for items absent from every file)."""
+        self._check_fitted()
+        return self._item_rows(self._model.item_embedding.weight)
+
+
+class LightGCN(_RecBoleModel):
+    """LightGCN (RecBole `LightGCN`): layer-averaged propagation over the train graph, BPR loss."""
+
+    recbole_model = "LightGCN"
+
+    @dataclass
+    class Config(TrainConfig):
+        embedding_size: int = 64  # (int) embedding size of users and items (LightGCN.yaml)
+        n_layers: int = 2  # (int) number of propagation layers
+        reg_weight: float = 1e-05  # (float) weight of the L2 regulariser on the batch's ego embeddings
+        require_pow: bool = False  # (bool) square the embedding norms in the regulariser (overall.yaml)
+
+    @torch.no_grad()
+    def item_embeddings(self) -> np.ndarray:
+        """Layer-averaged item embeddings from `forward()` (what `full_sort_predict` scores with), our row order."""
+        self._check_fitted()
+        self._model.eval()
+        _, items = self._model.forward()
+        return self._item_rows(items)
+
+
+class SASRec(_RecBoleModel):
+    """SASRec (RecBole `SASRec`): self-attention over the user's time-ordered item history."""
+
+    recbole_model = "SASRec"
+    sequential = True
+
+    @dataclass
+    class Config(TrainConfig):
+        n_layers: int = 2  # (int) number of transformer layers (SASRec.yaml)
+        n_heads: int = 2  # (int) number of attention heads
+        hidden_size: int = 64  # (int) hidden size = item embedding size
+        inner_size: int = 256  # (int) inner size of the feed-forward layer
+        hidden_dropout_prob: float = 0.5  # (float) dropout probability of hidden states
+        attn_dropout_prob: float = 0.5  # (float) dropout probability of attention scores
+        hidden_act: str = "gelu"  # (str) activation of the feed-forward layer
+        layer_norm_eps: float = 1e-12  # (float) epsilon of layer normalisation
+        initializer_range: float = 0.02  # (float) std of the normal weight initialisation
+        loss_type: Literal["CE", "BPR"] = "CE"  # (str) CE over all items, or BPR with one uniform negative
+        max_item_list_length: int = 50  # (int) longest history fed to the model (MAX_ITEM_LIST_LENGTH)
+        history_with_valid: bool = True  # (bool) at test time, add validation items to the history when the
+        # protocol excludes them from the ranking (RecBole's leave-one-out does); else training items only
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        # which history score() uses: "valid" (train items; during fit) or "test" (set when fit ends; it may
+        # contain validation items, so do not score the validation part with it)
+        self.eval_part = "valid"
+        self._history: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._test_history = "train"
+
+    def _overrides(self) -> dict[str, Any]:
+        cfg = dataclasses.asdict(self.config)
+        cfg.pop("history_with_valid")
+        cfg["MAX_ITEM_LIST_LENGTH"] = cfg.pop("max_item_list_length")
+        neg = dict(_UNIFORM_NEG) if self.config.loss_type == "BPR" else None
+        return {**cfg, "train_neg_sample_args": neg, "alias_of_item_id": ["item_id_list"]}
+
+    def _write_files(self, ctx: Any, folder: Path, name: str) -> list[int]:
+        split, max_len = ctx.split, self.config.max_item_list_length
+        self.eval_part = "valid"
+        with_valid = self.config.history_with_valid and ctx.eval.exclude_valid
+        self._test_history = "train+valid" if with_valid else "train"
+        train_seqs = user_sequences(split, ("train",))
+        test_seqs = user_sequences(split, ("train", "valid")) if with_valid else train_seqs
+        rows = {"train": [(u, s[max(0, j - max_len):j], s[j]) for u, s in train_seqs.items()
+                          for j in range(1, len(s))]}
+        for part, seqs in (("valid", train_seqs), ("test", test_seqs)):
+            df = split.frame(part)
+            rows[part] = [(u, seqs.get(u, [])[-max_len:], i) for u, i in zip(df["user"], df["item"], strict=True)]
+        self._skipped = {p: sum(len(h) == 0 for _, h, _ in r) for p, r in rows.items()}
+        folder.mkdir(parents=True, exist_ok=True)
+        for part, part_rows in rows.items():
+            lines = ["user_id:token\titem_id_list:token_seq\titem_id:token"]
+            lines += [f"{u}\t{' '.join(map(str, h))}\t{i}" for u, h, i in part_rows if len(h)]
+            (folder / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n")
+        self._history = {"valid": _pad(train_seqs, split.n_users, max_len),
+                         "test": _pad(test_seqs, split.n_users, max_len)}
+        return [len(r) - self._skipped[p] for p, r in rows.items()]
+
+    def prepare_eval(self, part: str) -> None:
+        """Called by the evaluator: test rankings use the test-time history, valid rankings the training one."""
+        self.eval_part = "test" if part == "test" else "valid"
+
+    def _extra_info(self) -> dict:
+        self.eval_part = "test"
+        return {"history": self._test_history, "rows_without_history": self._skipped,
+                "valid_protocol": "RecBole sequential: one row per valid interaction, history = train items, "
+                                  "history not masked"}
+
+    def _interaction(self, users: np.ndarray) -> Any:
+        from recbole.data.interaction import Interaction  # noqa: PLC0415
+
+        seqs, lens = self._history[self.eval_part]
+        items = self._item_map.numpy()
+        seq = np.where(seqs[users] >= 0, items[np.maximum(seqs[users], 0)], 0)
+        # a user without history is scored from an all-padding sequence of length 1
+        return Interaction({self._model.ITEM_SEQ: torch.as_tensor(seq),
+                            self._model.ITEM_SEQ_LEN: torch.as_tensor(np.maximum(lens[users], 1))})
+
+
+def user_sequences(split: Split, parts: tuple[str, ...]) -> dict[int, list[int]]:
+    """Each user's items of `parts`, ordered by timestamp, ties (and missing times) by dataset row order."""
+    inter = split.dataset.inter
+    rows = np.flatnonzero(np.isin(split.parts, [PARTS[p] for p in parts]))
+    users, items = inter["user"].to_numpy()[rows], inter["item"].to_numpy()[rows]
+    ts = inter["timestamp"].to_numpy()[rows]
+    order = np.lexsort((rows, np.nan_to_num(ts, nan=np.inf), users))
+    out: dict[int, list[int]] = {}
+    for u, i in zip(users[order].tolist(), items[order].tolist(), strict=True):
+        out.setdefault(u, []).append(i)
+    return out
+
+
+def _pad(seqs: dict[int, list[int]], n_users: int, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Last `max_len` items of each user, left-aligned in a `[n_users, max_len]` array padded with -1."""
+    out = np.full((n_users, max_len), -1, dtype=np.int64)
+    lens = np.zeros(n_users, dtype=np.int64)
+    for u, s in seqs.items():
+        tail = s[-max_len:]
+        out[u, : len(tail)] = tail
+        lens[u] = len(tail)
+    return out, lens
