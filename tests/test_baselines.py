@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from baselines.pyg_lightgcn import PygLightGCN
 from baselines.recbole_models import MF, LightGCN, SASRec
@@ -216,3 +217,17 @@ def test_sasrec_trains_and_every_valid_test_row_has_the_right_history(make_datas
     result = evaluate(model, split, "test", KS, exclude_valid=exclude_valid)
     assert len(result.users) == split.stats["n_test_users"]
     assert all(0.0 <= v <= 1.0 for v in result.means().values())
+
+
+def test_pyg_fast_propagation_equals_pyg_get_embedding_in_value_and_gradient(tiny_split, tmp_path):
+    from baselines.pyg_lightgcn import propagate
+
+    model, _, _ = _fit_pyg(tiny_split, tmp_path)
+    reference = model.model.get_embedding(model.adj)  # PyG's LGConv path
+    fast = propagate(model.model, model.adj)
+    torch.testing.assert_close(fast, reference, rtol=1e-6, atol=1e-6)
+    weights = torch.randn_like(reference)
+    (g_ref,) = torch.autograd.grad((reference * weights).sum(), model.model.embedding.weight)
+    (g_fast,) = torch.autograd.grad((propagate(model.model, model.adj) * weights).sum(),
+                                    model.model.embedding.weight)
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
