@@ -1,0 +1,214 @@
+"""ColaRec (Wang et al., CIKM 2024) as the benchmark's `Recommender`: config, fit, recommend.
+
+The pieces live next door: `tokenizer.py` (item text -> ids), `samples.py` (encoder layout, training samples),
+`network.py` (the T5 network and its losses), `train.py` (loop, checkpoints), `beam.py` (constrained decoding).
+GIDs come from `zoo.colarec.gid.build_gids` (or the release's official codes with `gid_variant: official`).
+
+Size fields left at `null` take their value from the `preset` (`paper`, `cpu`, `quick`, `tiny`), and the
+length limits from `seq_type`; any field set explicitly wins. Deviations from the official code: NOTES.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from core.config import to_dict
+from core.util import seed_everything
+from zoo.colarec import beam, train
+from zoo.colarec.samples import SEQ_TYPES, InputBuilder, Limits, TrainData
+from zoo.colarec.tokenizer import ItemTokenizer, build_tokenizer
+
+PRESETS: dict[str, dict] = {
+    "paper": dict(d_model=512, num_layers=6, num_decoder_layers=6, num_heads=8, d_ff=2048, d_kv=64,
+                  batch_size=128, epochs=60, epoch_sampling="per_interaction"),
+    "cpu": dict(d_model=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_ff=512, d_kv=32, batch_size=128,
+                epochs=40, epoch_sampling="per_user", max_infor_len=16, max_token_num=128,
+                eval_every=5, time_budget_min=20.0),
+    "quick": dict(d_model=64, num_layers=1, num_decoder_layers=1, num_heads=4, d_ff=256, d_kv=16, batch_size=128,
+                  epochs=15, epoch_sampling="per_user", max_infor_len=12, max_token_num=64,
+                  eval_every=15, time_budget_min=1.0),
+    "tiny": dict(d_model=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_ff=64, d_kv=16, batch_size=16,
+                 epochs=30, epoch_sampling="per_interaction", bf16=False, vocab_size=300, dropout=0.0),
+}
+
+
+class ColaRec:
+    @dataclass
+    class Config:
+        preset: Literal["paper", "cpu", "quick", "tiny"] = "cpu"
+        gid_variant: str = "lightgcn"
+        K: int = 32
+        gid_length: int = 3
+        d_model: int | None = None
+        num_layers: int | None = None
+        num_decoder_layers: int | None = None
+        num_heads: int | None = None
+        d_ff: int | None = None
+        d_kv: int | None = None
+        dropout: float | None = None
+        vocab_size: int | None = None
+        pretrained_dir: str | None = None
+        seq_type: Literal["long", "mlshort", "micshort", "short"] = "short"
+        max_item_num: int | None = None
+        max_token_num: int | None = None
+        max_infor_len: int | None = None
+        sample_item_num: int | None = None
+        epochs: int | None = None
+        batch_size: int | None = None
+        lr: float = 5e-4
+        weight_decay: float = 0.01
+        grad_clip: float = 1.0
+        bf16: bool | None = None
+        epoch_sampling: Literal["per_interaction", "per_user"] | None = None
+        index_task: bool = True
+        bpr: bool = True
+        contrastive: bool = True
+        w_gen: float = 0.08
+        w_bpr: float = 1.0
+        w_cl: float = 0.1
+        eval_every: int | None = None
+        patience: int = 10
+        time_budget_min: float | None = None
+        max_beam: int = 100
+        eval_batch_users: int = 64
+        logit_scale: float = 1.0
+        resume_from: str | None = None
+        progress: bool = True
+
+        def resolved(self) -> ColaRec.Config:
+            """A copy with every null field filled from the preset, the seq_type and the base defaults."""
+            lim = dict(zip(("max_item_num", "max_token_num", "max_infor_len", "sample_item_num"),
+                           SEQ_TYPES[self.seq_type], strict=True))
+            base = dict(dropout=0.1, vocab_size=8000, eval_every=1, **lim)
+            fill = {**base, **PRESETS[self.preset]}
+            return replace(self, **{f.name: fill[f.name] for f in fields(self)
+                                    if getattr(self, f.name) is None and f.name in fill})
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.cfg = config.resolved()
+        self.gid_codes: np.ndarray | None = None  # set before fit() to bypass build_gids (tests, ablations)
+        self.net = self.data = self.tokenizer = self.index = None
+        self.counters = {"invalid_generations": 0, "users_short_of_k": 0, "users_ranked": 0}
+
+    # ----- fit -----------------------------------------------------------------------------------------------
+    def fit(self, ctx) -> dict:
+        seed_everything(ctx.seed)
+        codes, gid_info = self._gids(ctx)
+        self.build(ctx.split, codes)
+        n_copied = self._load_pretrained() if self.cfg.pretrained_dir else 0
+        info = train.run(self, ctx)
+        return {**info, "preset": self.cfg.preset, "epoch_sampling": self.cfg.epoch_sampling,
+                "config": to_dict(self.cfg), "gid": gid_info, "tokenizer": self.tokenizer.source,
+                "pretrained_tensors_copied": n_copied, "params": sum(p.numel() for p in self.net.parameters()),
+                "counters": dict(self.counters)}
+
+    def _gids(self, ctx) -> tuple[np.ndarray, dict]:
+        if self.gid_codes is not None:
+            return np.asarray(self.gid_codes), {"variant": "given"}
+        from zoo.colarec.gid import build_gids  # noqa: PLC0415
+
+        g = build_gids(ctx.split, variant=self.cfg.gid_variant, K=self.cfg.K, length=self.cfg.gid_length,
+                       seed=ctx.seed)
+        return g.codes, {"variant": self.cfg.gid_variant, **getattr(g, "diagnostics", {})}
+
+    def build(self, split, codes: np.ndarray, tokenizer: ItemTokenizer | None = None) -> None:
+        """Tokenizer, item token arrays (once), training data, trie and a freshly initialised network."""
+        from zoo.colarec.network import ColaRecNet  # noqa: PLC0415
+
+        cfg = self.cfg
+        codes = np.asarray(codes, dtype=np.int64)
+        self.tokenizer = tokenizer or build_tokenizer(split, cfg.vocab_size, cfg.pretrained_dir)
+        limits = Limits(cfg.max_item_num, cfg.max_token_num, cfg.max_infor_len, cfg.sample_item_num)
+        item_tokens = self.tokenizer.encode_items(split.dataset.item_text, cfg.max_infor_len - 1)
+        self.data = TrainData(split, codes, InputBuilder(item_tokens, self.tokenizer, limits), limits)
+        self.index = beam.PrefixIndex(codes, cfg.K)
+        self.net = ColaRecNet(self._t5_config(), split.n_items, split.n_users, torch.from_numpy(codes), cfg.K)
+
+    def _t5_config(self):
+        from transformers import T5Config  # noqa: PLC0415
+
+        c = self.cfg
+        if c.pretrained_dir:
+            t5 = T5Config.from_pretrained(c.pretrained_dir, local_files_only=True)
+            t5.vocab_size = max(t5.vocab_size, self.tokenizer.vocab_size)
+            return t5
+        return T5Config(vocab_size=self.tokenizer.vocab_size, d_model=c.d_model, d_kv=c.d_kv, d_ff=c.d_ff,
+                        num_layers=c.num_layers, num_decoder_layers=c.num_decoder_layers, num_heads=c.num_heads,
+                        dropout_rate=c.dropout, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+
+    def _load_pretrained(self) -> int:
+        """Copy every tensor of the local T5 checkpoint whose name and shape exist here (`save_load_ckpt`)."""
+        from transformers import T5ForConditionalGeneration  # noqa: PLC0415
+
+        src = T5ForConditionalGeneration.from_pretrained(self.cfg.pretrained_dir, local_files_only=True)
+        own = self.net.state_dict()
+        match = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+        self.net.load_state_dict(match, strict=False)
+        return len(match)
+
+    def loss_weights(self) -> dict:
+        c = self.cfg
+        return {"index_task": c.index_task, "bpr": c.bpr, "contrastive": c.contrastive, "w_gen": c.w_gen,
+                "w_bpr": c.w_bpr, "w_cl": c.w_cl}
+
+    def arch(self) -> dict:
+        """What `config.json` needs to rebuild the network."""
+        return {"t5": self.net.t5_config.to_dict(), "n_items": self.net.iad.num_embeddings - 1,
+                "n_users": self.net.uad.num_embeddings - 1, "K": self.cfg.K, "length": self.net.length,
+                "colarec": to_dict(self.cfg), "tokenizer": self.tokenizer.source}
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, split) -> ColaRec:
+        """Rebuild a fitted model from a checkpoint folder written by `train.save_checkpoint`."""
+        directory = Path(directory)
+        meta = json.loads((directory / "config.json").read_text())
+        model = cls(cls.Config(**meta["colarec"]))
+        tok = None
+        if (directory / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer  # noqa: PLC0415
+
+            t = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            ids = [t.token_to_id(s) for s in ("<pad>", "</s>", "<iad>", "<uad>")]
+            tok = ItemTokenizer(t, *ids, vocab_size=t.get_vocab_size(), source=f"trained:{directory}")
+        model.build(split, _codes_from(directory), tok)
+        train.load_checkpoint(directory, model.net)
+        model.net.eval()
+        return model
+
+    # ----- recommend -----------------------------------------------------------------------------------------
+    def beam_width(self, k: int) -> int:
+        """max(ks) + the most training items any user has (all may need dropping), capped by `max_beam`."""
+        n_items, most_seen = len(self.data.codes), max(len(x) for x in self.data.user_items)
+        return max(min(k, n_items), min(self.cfg.max_beam, k + most_seen, n_items))
+
+    @torch.no_grad()
+    def recommend(self, users: np.ndarray, k: int, exclude) -> np.ndarray:
+        self.net.eval()
+        users = np.asarray(users)
+        width = self.beam_width(k)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        step = self.cfg.eval_batch_users
+        for lo in range(0, len(users), step):
+            x = self.data.user_batch(users[lo : lo + step])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.use_bf16(self.cfg)):
+                states = self.net.encode(x, 1)
+                items, _, invalid = beam.beam_search(self.net, states, x.mask, self.index, width,
+                                                     self.cfg.logit_scale)
+            out[lo : lo + step], short = beam.drop_seen(items, exclude[lo : lo + step], k)
+            self.counters["invalid_generations"] += invalid
+            self.counters["users_short_of_k"] += short
+            self.counters["users_ranked"] += len(x)
+        return out
+
+
+def _codes_from(directory: Path) -> np.ndarray:
+    from safetensors.torch import load  # noqa: PLC0415
+
+    return load((directory / "model.safetensors").read_bytes())["codes"].numpy()

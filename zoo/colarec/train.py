@@ -1,0 +1,161 @@
+"""ColaRec's training loop (official `model_train.py` + the checkpoint sweep of `model_eval.py`, merged).
+
+AdamW (lr 5e-4, weight decay 0.01), global grad-norm clip 1.0, optional bf16 autocast on CPU, validation
+(`ctx.validate`, metric `ctx.eval.valid_metric`) every `eval_every` epochs with early stopping after more than
+`patience` validations without improvement (official: `stop > early_stop`), best checkpoint kept as a Hugging
+Face-style folder (`model.safetensors` + `config.json`, plus `tokenizer.json` / `optimizer.safetensors`) and
+reloaded at the end. A non-finite loss stops the run with the step and the last good checkpoint named.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load, save
+from tqdm.auto import tqdm
+
+from core.util import atomic_write_bytes, atomic_write_text
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def save_checkpoint(directory: Path, model, state: dict, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Write `model.safetensors`, `config.json` (model + run state) and the tokenizer into `directory`."""
+    directory = Path(directory)
+    tensors = {k: v.detach().contiguous() for k, v in model.net.state_dict().items()}
+    atomic_write_bytes(directory / "model.safetensors", save(tensors))
+    if optimizer is not None:
+        flat, groups = _flatten_optimizer(optimizer)
+        atomic_write_bytes(directory / "optimizer.safetensors", save(flat))
+        state = {**state, "optimizer_param_groups": groups}
+    tok = model.tokenizer.backend
+    if hasattr(tok, "to_str"):
+        atomic_write_text(directory / "tokenizer.json", tok.to_str())
+    config = {"model_type": "colarec", **model.arch(), "state": state}
+    atomic_write_text(directory / "config.json", json.dumps(config, indent=1, default=str))
+
+
+def load_checkpoint(directory: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Load weights (and optimizer moments when present and asked for); returns the saved run state."""
+    directory = Path(directory)
+    config = json.loads((directory / "config.json").read_text())
+    net.load_state_dict(load((directory / "model.safetensors").read_bytes()))
+    opt_path = directory / "optimizer.safetensors"
+    if optimizer is not None and opt_path.is_file():
+        _restore_optimizer(optimizer, load(opt_path.read_bytes()), config["state"]["optimizer_param_groups"])
+    return config["state"]
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    sd = opt.state_dict()
+    flat = {f"{pid}.{name}": torch.as_tensor(v).contiguous() for pid, st in sd["state"].items()
+            for name, v in st.items()}
+    return flat, sd["param_groups"]
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict, groups: list) -> None:
+    state: dict[int, dict] = {}
+    for key, value in flat.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def use_bf16(cfg) -> bool:
+    """`cfg.bf16`, or when null: on only where the CPU has native bf16 matmuls (AMX / AVX512-BF16).
+
+    Without them (e.g. AVX2-only CPUs) PyTorch emulates bf16 and autocast makes training ~5x slower.
+    """
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def run(model, ctx) -> dict:
+    """Train `model.net` on `model.data`; returns the fit info (epochs, best epoch, loss curve, timings)."""
+    cfg, net = model.cfg, model.net
+    w = model.loss_weights()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_dir, last_dir = Path(ctx.work_dir) / "colarec-best", Path(ctx.work_dir) / "colarec-last"
+    state = {"epoch": 0, "best_value": -float("inf"), "best_epoch": 0, "bad": 0, "step": 0}
+    metric, curve, last_good = ctx.eval.valid_metric, [], None
+    if cfg.resume_from:
+        state.update(load_checkpoint(Path(cfg.resume_from), net, opt))
+        state.pop("optimizer_param_groups", None)
+        last_good = Path(cfg.resume_from)
+        ctx.log(f"colarec: resumed from {cfg.resume_from} after epoch {state['epoch']}")
+    start, train_s, eval_s = time.perf_counter(), 0.0, 0.0
+    show = cfg.progress and sys.stderr.isatty()
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good)
+        train_s += time.perf_counter() - t0
+        out_of_time = cfg.time_budget_min is not None and time.perf_counter() - start > 60 * cfg.time_budget_min
+        record = {"epoch": epoch, **sums}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
+            t0 = time.perf_counter()
+            net.eval()
+            value = float(ctx.validate(model)[metric])
+            eval_s += time.perf_counter() - t0
+            ctx.report(epoch, value)
+            record[f"valid_{metric}"] = value
+            state["epoch"] = epoch
+            if value > state["best_value"]:
+                state.update(best_value=value, best_epoch=epoch, bad=0)
+                save_checkpoint(best_dir, model, dict(state))
+            else:
+                state["bad"] += 1
+            save_checkpoint(last_dir, model, dict(state), opt)
+            last_good = last_dir
+        state["epoch"] = epoch
+        curve.append(record)
+        ctx.log(f"colarec epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+        if state["bad"] > cfg.patience or out_of_time:
+            break
+    if (best_dir / "model.safetensors").is_file():
+        load_checkpoint(best_dir, net)
+    net.eval()
+    return {"epochs_run": state["epoch"], "bf16": use_bf16(cfg), "best_epoch": state["best_epoch"],
+            f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,
+            "valid_seconds": eval_s, "best_checkpoint": str(best_dir)}
+
+
+def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, last_good) -> dict:
+    cfg, net, data = model.cfg, model.net, model.data
+    net.train()
+    rng = np.random.default_rng([ctx.seed, epoch])
+    pairs = data.epoch_pairs(cfg.epoch_sampling, rng)
+    n_steps = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
+    sums: dict[str, float] = {}
+    bar = tqdm(total=n_steps, desc=f"colarec epoch {epoch}", disable=not show, leave=False)
+    for step in range(n_steps):
+        batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng, w["contrastive"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
+            terms = net.losses(batch, w)
+        loss = terms["total"]
+        if not torch.isfinite(loss):
+            where = f"epoch {epoch}, step {step + 1}/{n_steps} (global step {state['step'] + 1})"
+            raise TrainingDiverged(f"colarec: loss is {loss.item()} at {where}; last good checkpoint: "
+                                   f"{last_good or 'none (no validation finished yet)'}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        state["step"] += 1
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) / n_steps
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    return {f"loss_{k}": v for k, v in sums.items()}
