@@ -1,0 +1,98 @@
+"""Fast paths measured by `benchmarks/perf.py` against their reference paths, on tiny sizes.
+
+* our trie-constrained beam search == HF `generate(num_beams=W, prefix_allowed_tokens_fn=trie)` on the same
+  ColaRec network (same items, same order, summed log-probs within 1e-5), including a width equal to the
+  catalogue (HF's -1e9 filler beams must never surface) and a logit multiplier;
+* the training FLOP formula (`colarec_forward_flops`) equals a hand count for a small config and, exactly, the
+  matmul FLOPs `torch.utils.flop_counter.FlopCounterMode` records on one forward of `ColaRecNet.losses`.
+
+Chunked == unchunked evaluation is `tests/test_evaluate.py::test_chunked_equals_unchunked`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import T5Config
+
+from benchmarks.perf import colarec_forward_flops, colarec_step_flops
+from core.data import from_frame
+from core.splits import make_split
+from zoo.colarec import beam
+from zoo.colarec.hf_generate import hf_beam_search
+from zoo.colarec.model import ColaRec
+
+N_USERS, N_ITEMS, K, LENGTH = 24, 40, 4, 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0) -> ColaRec:
+    """An untrained `tiny`-preset ColaRec (eval mode) on 24 users x 40 items with distinct random GIDs."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{i}", t) for u in range(N_USERS)
+            for t, i in enumerate(rng.choice(N_ITEMS, size=6, replace=False))]
+    raw = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    words = ["red", "blue", "green", "small", "large", "metal", "soft", "loud"]
+    text = {f"i{i}": f"title {words[i % 8]} {words[(i // 8) % 8]} thing" for i in range(N_ITEMS)}
+    split = make_split(from_frame(raw, text, name="perf-tiny", source="test"), "colarec", 0)
+    flat = rng.choice(K**LENGTH, size=split.n_items, replace=False)
+    codes = np.stack([(flat // K**t) % K + 1 for t in reversed(range(LENGTH))], 1).astype(np.int64)
+    model = ColaRec(ColaRec.Config(preset="tiny", K=K, gid_length=LENGTH, progress=False))
+    torch.manual_seed(seed)
+    model.build(split, codes)
+    model.net.eval()
+    return model
+
+
+@pytest.mark.parametrize(("width", "scale"), [(5, 1.0), (12, 0.9), (N_ITEMS, 1.0)])
+def test_beam_search_equals_hf_generate(width, scale):
+    model = tiny_model()
+    net, index = model.net, model.index
+    assert width <= model.data.codes.shape[0]
+    x = model.data.user_batch(np.arange(8))
+    with torch.no_grad():
+        ours, our_scores, invalid = beam.beam_search(net, net.encode(x, 1), x.mask, index, width, scale)
+    ref, ref_scores = hf_beam_search(net, x, index, model.data.codes, width, logit_scale=scale)
+    assert invalid == 0
+    assert ours.shape == ref.shape == (8, width)
+    assert (ref >= 0).all()  # every returned GID is an item: no filler beam reached the output
+    assert torch.equal(ours, ref)
+    torch.testing.assert_close(our_scores, ref_scores, atol=1e-5, rtol=0)
+    assert (our_scores[:, :-1] >= our_scores[:, 1:]).all()
+
+
+def test_flop_formula_equals_hand_count():
+    t5 = T5Config(d_model=8, num_heads=2, d_kv=4, d_ff=16, num_layers=1, num_decoder_layers=1)
+    # encoder layer, L tokens: q,k,v,o 2*L*8*8*4 + scores/weighted sum 2*L*L*8*2 + FFN 2*L*8*16*2
+    enc5 = 2 * 5 * 8 * 8 * 4 + 2 * 25 * 8 * 2 + 2 * 5 * 8 * 16 * 2  # 5920 (user input, 5 tokens)
+    enc4 = 2 * 4 * 8 * 8 * 4 + 2 * 16 * 8 * 2 + 2 * 4 * 8 * 16 * 2  # 4608 (item inputs, 4 tokens)
+    # decoder, T=2 positions over S encoder states: self 1024 + 128, cross q,o 512 + k,v 256 S + attention 64 S,
+    # FFN 1024, heads 2*2*8*(K+1 = 4) = 128
+    dec5, dec4 = 2816 + 320 * 5, 2816 + 320 * 4  # 4416, 4096
+    hand = 1 * enc5 + 3 * enc4 + 1 * dec5 + 2 * dec4  # one user: user + 3 item encodes, rec + 2 index decodes
+    assert hand == 32352
+    assert colarec_forward_flops(t5, K=3, length=2, n_users=1, user_len=5, item_len=4) == hand
+
+
+def test_flop_formula_equals_flop_counter_on_one_forward():
+    """Exact: every matmul (attention with the eager implementation, so its products are visible as bmm)."""
+    model = tiny_model()
+    net = model.net
+    for stack in (net.encoder, net.decoder):
+        stack.config._attn_implementation = "eager"
+    w = model.loss_weights()
+    batch = model.data.batch(model.data.pairs[:6], np.random.default_rng(0), w["contrastive"])
+    with FlopCounterMode(display=False) as counter:
+        net.losses(batch, w)
+    assert colarec_step_flops(net, batch, w) == 3 * counter.get_total_flops()
+    assert counter.get_total_flops() > 0
