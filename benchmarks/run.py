@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wait-timeout", type=float, default=86400.0, metavar="SECONDS",
                    help="how long to wait at the end for runs other drivers hold (default: a day)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not (re)write leaderboard/<suite>.md/.csv")
+    p.add_argument("--threads", type=int, help="torch threads of this driver (use 1 when several drivers or other jobs "
+                   "share the cores: oversubscribed threads slow training down many times)")
     p.add_argument("--list", action="store_true", help="list suites, models, datasets and splits")
     p.add_argument("--stats", metavar="DATASET", help="print statistics of a dataset and exit")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (model.key=v, eval.key=v, key=v)")
@@ -66,6 +68,10 @@ def fmt_seconds(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(args.threads)
     if args.list:
         print("suites:  ", ", ".join(list_suites()))
         print("models:  ", ", ".join(list_models()))
