@@ -28,11 +28,11 @@ PRESETS: dict[str, dict] = {
     "paper": dict(d_model=512, num_layers=6, num_decoder_layers=6, num_heads=8, d_ff=2048, d_kv=64,
                   batch_size=128, epochs=60, epoch_sampling="per_interaction"),
     "cpu": dict(d_model=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_ff=512, d_kv=32, batch_size=128,
-                epochs=40, epoch_sampling="per_user", max_infor_len=16, max_token_num=128,
-                eval_every=5, time_budget_min=20.0),
+                epochs=30, epoch_sampling="per_user", max_infor_len=16, max_token_num=128,
+                eval_every=5, time_budget_min=25.0),
     "quick": dict(d_model=64, num_layers=1, num_decoder_layers=1, num_heads=4, d_ff=256, d_kv=16, batch_size=128,
-                  epochs=15, epoch_sampling="per_user", max_infor_len=12, max_token_num=64,
-                  eval_every=15, time_budget_min=1.0),
+                  epochs=8, epoch_sampling="per_user", max_infor_len=12, max_token_num=64,
+                  eval_every=8, time_budget_min=3.0),
     "tiny": dict(d_model=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_ff=64, d_kv=16, batch_size=16,
                  epochs=30, epoch_sampling="per_interaction", bf16=False, vocab_size=300, dropout=0.0),
 }
@@ -96,6 +96,7 @@ class ColaRec:
         self.gid_codes: np.ndarray | None = None  # set before fit() to bypass build_gids (tests, ablations)
         self.net = self.data = self.tokenizer = self.index = None
         self.counters = {"invalid_generations": 0, "users_short_of_k": 0, "users_ranked": 0}
+        self.dist = None  # DDP hooks (`zoo.colarec.distributed.DDPHooks`), set by that module's workers only
 
     # ----- fit -----------------------------------------------------------------------------------------------
     def fit(self, ctx) -> dict:
@@ -103,7 +104,7 @@ class ColaRec:
         codes, gid_info = self._gids(ctx)
         self.build(ctx.split, codes)
         n_copied = self._load_pretrained() if self.cfg.pretrained_dir else 0
-        info = train.run(self, ctx)
+        info = train.run(self, ctx, dist=self.dist)
         return {**info, "preset": self.cfg.preset, "epoch_sampling": self.cfg.epoch_sampling,
                 "config": to_dict(self.cfg), "gid": gid_info, "tokenizer": self.tokenizer.source,
                 "pretrained_tensors_copied": n_copied, "params": sum(p.numel() for p in self.net.parameters()),

@@ -5,6 +5,10 @@ AdamW (lr 5e-4, weight decay 0.01), global grad-norm clip 1.0, optional bf16 aut
 `patience` validations without improvement (official: `stop > early_stop`), best checkpoint kept as a Hugging
 Face-style folder (`model.safetensors` + `config.json`, plus `tokenizer.json` / `optimizer.safetensors`) and
 reloaded at the end. A non-finite loss stops the run with the step and the last good checkpoint named.
+
+Under DDP (`dist`: a `zoo.colarec.distributed.DDPHooks`, None in one process) every rank builds the same global
+batches, trains on its share of each, and only rank 0 validates, saves and reloads checkpoints; its validation
+value (and time-budget decision) is broadcast so every rank takes the same early-stopping path.
 """
 
 from __future__ import annotations
@@ -82,9 +86,10 @@ def use_bf16(cfg) -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def run(model, ctx) -> dict:
+def run(model, ctx, dist=None) -> dict:
     """Train `model.net` on `model.data`; returns the fit info (epochs, best epoch, loss curve, timings)."""
     cfg, net = model.cfg, model.net
+    main = dist is None or dist.is_main  # DDP: only rank 0 validates and writes checkpoints
     w = model.loss_weights()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best_dir, last_dir = Path(ctx.work_dir) / "colarec-best", Path(ctx.work_dir) / "colarec-last"
@@ -95,43 +100,58 @@ def run(model, ctx) -> dict:
         state.pop("optimizer_param_groups", None)
         last_good = Path(cfg.resume_from)
         ctx.log(f"colarec: resumed from {cfg.resume_from} after epoch {state['epoch']}")
+    if dist is not None:
+        dist.start(model)
     start, train_s, eval_s = time.perf_counter(), 0.0, 0.0
     show = cfg.progress and sys.stderr.isatty()
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good)
+        sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good, dist)
         train_s += time.perf_counter() - t0
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - start > 60 * cfg.time_budget_min
+        if dist is not None:
+            out_of_time = dist.agree(out_of_time)  # rank 0's clock decides
         record = {"epoch": epoch, **sums}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             t0 = time.perf_counter()
             net.eval()
-            value = float(ctx.validate(model)[metric])
+            value = _validate(model, ctx, metric, dist)
             eval_s += time.perf_counter() - t0
             ctx.report(epoch, value)
             record[f"valid_{metric}"] = value
             state["epoch"] = epoch
             if value > state["best_value"]:
                 state.update(best_value=value, best_epoch=epoch, bad=0)
-                save_checkpoint(best_dir, model, dict(state))
+                if main:
+                    save_checkpoint(best_dir, model, dict(state))
             else:
                 state["bad"] += 1
-            save_checkpoint(last_dir, model, dict(state), opt)
+            if main:
+                save_checkpoint(last_dir, model, dict(state), opt)
             last_good = last_dir
         state["epoch"] = epoch
         curve.append(record)
         ctx.log(f"colarec epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
         if state["bad"] > cfg.patience or out_of_time:
             break
-    if (best_dir / "model.safetensors").is_file():
+    if main and (best_dir / "model.safetensors").is_file():
         load_checkpoint(best_dir, net)
+    if dist is not None:
+        dist.barrier()
     net.eval()
     return {"epochs_run": state["epoch"], "bf16": use_bf16(cfg), "best_epoch": state["best_epoch"],
             f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,
             "valid_seconds": eval_s, "best_checkpoint": str(best_dir)}
 
 
-def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, last_good) -> dict:
+def _validate(model, ctx, metric: str, dist) -> float:
+    """`ctx.validate` here, or under DDP on rank 0 only, its value broadcast to every rank."""
+    if dist is None:
+        return float(ctx.validate(model)[metric])
+    return float(dist.from_main(lambda: float(ctx.validate(model)[metric])))
+
+
+def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, last_good, dist=None) -> dict:
     cfg, net, data = model.cfg, model.net, model.data
     net.train()
     rng = np.random.default_rng([ctx.seed, epoch])
@@ -142,11 +162,14 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
     for step in range(n_steps):
         batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng, w["contrastive"])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
-            terms = net.losses(batch, w)
-        loss = terms["total"]
-        if not torch.isfinite(loss):
+            if dist is None:
+                terms = net.losses(batch, w)
+                loss = terms["total"]
+            else:  # DDP: `loss` is this rank's share of the batch, `terms` the means over the whole batch
+                terms, loss = dist.losses(net, batch, w)
+        if not torch.isfinite(terms["total"]):
             where = f"epoch {epoch}, step {step + 1}/{n_steps} (global step {state['step'] + 1})"
-            raise TrainingDiverged(f"colarec: loss is {loss.item()} at {where}; last good checkpoint: "
+            raise TrainingDiverged(f"colarec: loss is {terms['total'].item()} at {where}; last good checkpoint: "
                                    f"{last_good or 'none (no validation finished yet)'}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -156,6 +179,6 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) / n_steps
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{terms['total'].item():.4f}")
     bar.close()
     return {f"loss_{k}": v for k, v in sums.items()}

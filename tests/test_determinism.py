@@ -1,0 +1,125 @@
+"""Same seed + same config => same results: each model is fitted twice from scratch (fresh caches, so tokenizers,
+GIDs and their embeddings are rebuilt too) the way `core.runner.run_one` fits it, and the per-user test metric
+arrays must be identical (ColaRec: within 1e-6, with its loss curve). A third run with another seed must differ
+for the trained models, so the check cannot pass by ignoring the seed.
+
+Scope: CPU, as in this suite's runs. RecBole's `reproducibility` flag only seeds and sets the cuDNN flags; it does
+not call `torch.use_deterministic_algorithms`, so GPU runs of the RecBole models (and of ColaRec, whose CUDA
+cross-entropy has no deterministic kernel) are not guaranteed to repeat bit for bit (README, "Determinism").
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.context import EvalConfig, FitContext
+from core.evaluate import evaluate
+from core.registry import model_class
+from core.splits import make_split
+from core.util import seed_everything
+
+KS = (5, 10)
+FAST = {"eval_batch_size": 1 << 20, "train_batch_size": 64}
+CONFIGS = {
+    "pop": {},
+    "mf": {"epochs": 3, "embedding_size": 8, **FAST},
+    "lightgcn": {"epochs": 3, "embedding_size": 8, "n_layers": 2, **FAST},
+    "lightgcn-pyg": {"epochs": 3, "embedding_size": 8, "train_batch_size": 32},
+}
+
+
+def run(name: str, overrides: dict, split, folder: Path, monkeypatch, seed: int = 0, **extra):
+    """Fit like `run_one` (global seeding, then the model) in fresh cache/work folders; (per-user test, fit)."""
+    monkeypatch.setenv("GENREC_CACHE", str(folder / "cache"))
+    seed_everything(seed)
+    cls = model_class(name)
+    model = cls(cls.Config(**overrides))
+    for key, value in extra.items():
+        setattr(model, key, value)
+    ctx = FitContext(split.dataset, split, seed, EvalConfig(ks=KS, exclude_valid=True), folder / "work",
+                     log=lambda msg: None)
+    info = model.fit(ctx)
+    result = evaluate(model, split, "test", KS, exclude_valid=True)
+    return result, info
+
+
+@pytest.fixture
+def split(make_dataset):
+    ds = make_dataset(counts=(4, 6, 8, 10, 12, 7, 9, 11, 5, 15, 6, 8), n_items=25)
+    return make_split(ds, "colarec", 0, use_cache=False)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_same_seed_gives_identical_per_user_metrics(name, split, tmp_path, monkeypatch):
+    a, info_a = run(name, CONFIGS[name], split, tmp_path / "a", monkeypatch)
+    b, info_b = run(name, CONFIGS[name], split, tmp_path / "b", monkeypatch)
+    assert np.array_equal(a.users, b.users) and len(a.users) > 0
+    assert set(a.per_user) == set(b.per_user)
+    for key, values in a.per_user.items():
+        assert np.array_equal(values, b.per_user[key]), key  # exact, per user
+    if "valid_curve" in info_a:
+        assert info_a["valid_curve"] == info_b["valid_curve"]
+    if name != "pop":  # trained models: the seed matters (else the check above proves nothing)
+        c, info_c = run(name, CONFIGS[name], split, tmp_path / "c", monkeypatch, seed=1)
+        scores_a = a.per_user["ndcg@10"]
+        differs = not np.array_equal(scores_a, c.per_user["ndcg@10"]) or info_a.get("valid_curve") != info_c.get(
+            "valid_curve")
+        assert differs or name == "mf", name  # 3 epochs of MF can rank identically; its curve is checked above
+
+
+def test_colarec_same_seed_same_metrics_and_loss_curve(make_dataset, tmp_path, monkeypatch):
+    """Tiny preset; run b rebuilds its LightGCN GIDs from scratch (embedding fit + constrained k-means) but reads
+    run a's trained tokenizer: a fresh WordPiece training is not repeatable (next test)."""
+    ds = make_dataset(counts=(6, 7, 8, 9, 10, 6, 7, 8, 9, 10, 11, 12), n_items=24)
+    split = make_split(ds, "colarec", 0, use_cache=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = {"preset": "tiny", "K": 3, "gid_length": 3, "epochs": 2, "eval_every": 1, "progress": False}
+        a, info_a = run("colarec", cfg, split, tmp_path / "a", monkeypatch)
+        shutil.copytree(tmp_path / "a" / "cache" / "tokenizers", tmp_path / "b" / "cache" / "tokenizers")
+        b, info_b = run("colarec", cfg, split, tmp_path / "b", monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+    assert not info_a["gid"]["cached"] and not info_b["gid"]["cached"]  # both built their GIDs
+    for key, values in a.per_user.items():
+        np.testing.assert_allclose(values, b.per_user[key], rtol=0, atol=1e-6, err_msg=key)
+    assert len(info_a["curve"]) == len(info_b["curve"]) == 2
+    for ra, rb in zip(info_a["curve"], info_b["curve"], strict=True):
+        for key, value in ra.items():
+            assert abs(value - rb[key]) <= 1e-6, key
+
+
+@pytest.mark.xfail(strict=True, reason="HF tokenizers' WordPiece trainer breaks frequency ties in hash-map order "
+                   "(random per process and per map): ids, and even the token set, change from one training to the "
+                   "next. A fresh ColaRec cache therefore gives other token ids and other results; fix in "
+                   "zoo/colarec/tokenizer.py (deterministic vocabulary), then drop this marker")
+def test_wordpiece_training_is_repeatable():
+    from zoo.colarec.tokenizer import _train_wordpiece
+
+    words = ["red", "blue", "green", "small", "large", "metal", "wooden", "soft", "loud", "quiet"]
+    texts = [f"title {a} {b} thing group{i % 4}" for i, (a, b) in enumerate(zip(words, words[::-1], strict=True))]
+    vocabs = [_train_wordpiece(texts, 300).get_vocab() for _ in range(4)]
+    assert all(v == vocabs[0] for v in vocabs)
+
+
+def test_recbole_reproducibility_flag_is_on(split, tmp_path):
+    """Our RecBole adapter asks for `reproducibility` (cudnn deterministic, no benchmark) and seeds from ctx."""
+    from baselines.recbole_models import MF
+
+    ctx = FitContext(split.dataset, split, 7, EvalConfig(ks=KS), tmp_path, log=lambda msg: None)
+    model = MF(MF.Config(epochs=1))
+    from baselines import recbole_compat as compat
+    from baselines.recbole_models import write_benchmark
+
+    name = "det"
+    write_benchmark(split, tmp_path / name, name)
+    compat.apply()
+    with compat.scope():
+        config = model._recbole_config(ctx, tmp_path, name)
+    assert config["reproducibility"] is True and config["seed"] == 7
