@@ -95,10 +95,6 @@ def test_colarec_same_seed_same_metrics_and_loss_curve(make_dataset, tmp_path, m
             assert abs(value - rb[key]) <= 1e-6, key
 
 
-@pytest.mark.xfail(strict=True, reason="HF tokenizers' WordPiece trainer breaks frequency ties in hash-map order "
-                   "(random per process and per map): ids, and even the token set, change from one training to the "
-                   "next. A fresh ColaRec cache therefore gives other token ids and other results; fix in "
-                   "zoo/colarec/tokenizer.py (deterministic vocabulary), then drop this marker")
 def test_wordpiece_training_is_repeatable():
     from zoo.colarec.tokenizer import _train_wordpiece
 
@@ -106,6 +102,10 @@ def test_wordpiece_training_is_repeatable():
     texts = [f"title {a} {b} thing group{i % 4}" for i, (a, b) in enumerate(zip(words, words[::-1], strict=True))]
     vocabs = [_train_wordpiece(texts, 300).get_vocab() for _ in range(4)]
     assert all(v == vocabs[0] for v in vocabs)
+    # a frequent word is one token; an unseen word of known characters is spelled, not <unk>
+    tok = _train_wordpiece(texts, 300)
+    assert tok.encode("thing", add_special_tokens=False).tokens == ["thing"]
+    assert tok.encode("dolt", add_special_tokens=False).tokens == ["d", "##o", "##l", "##t"]
 
 
 def test_recbole_reproducibility_flag_is_on(split, tmp_path):

@@ -1,7 +1,7 @@
 """Item-text tokenisation for ColaRec: a subword tokenizer trained on training items only, or a local T5 one.
 
 The official code uses the t5-small sentencepiece vocabulary. Without a pretrained checkpoint we train a small
-WordPiece tokenizer with HF `tokenizers` on the text of the items that occur in `split.train` (valid/test-only
+WordPiece tokenizer (HF `tokenizers`, with a deterministically built vocabulary) on the text of the items that occur in `split.train` (valid/test-only
 items never shape the vocabulary), cache it as `tokenizer.json` under `.cache/tokenizers/`, and tokenise every
 item's text once up front. Special ids follow T5: pad 0, eos 1, then unk and the two placeholders (iad / uad).
 """
@@ -64,7 +64,7 @@ def build_tokenizer(split: Split, vocab_size: int, pretrained_dir: str | None = 
     if pretrained_dir:
         return _pretrained(pretrained_dir)
     key = json.dumps({"data": split.dataset.fingerprint, "split": split.hash, "vocab": vocab_size,
-                      "kind": "wordpiece-lower-v1"}, sort_keys=True)
+                      "kind": "wordpiece-lower-v2"}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     path = cache_dir("tokenizers") / f"{split.dataset.name}-{digest}" / "tokenizer.json"
     if not path.is_file():
@@ -79,17 +79,36 @@ def build_tokenizer(split: Split, vocab_size: int, pretrained_dir: str | None = 
 
 
 def _train_wordpiece(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: PLC0415
+    """A WordPiece tokenizer whose vocabulary is built deterministically from training-item text.
 
-    tok = Tokenizer(models.WordPiece(unk_token="<unk>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    HF `tokenizers`' WordPieceTrainer breaks frequency ties in hash-map order (huggingface/tokenizers#1794), so
+    its vocabulary (ids, sometimes the token set) changes from one training to the next. We build the vocabulary
+    ourselves instead: the special tokens, every character seen (as a word start and as a `##` continuation, so
+    any word of known characters can be spelled), then the most frequent whole words (ties by the word itself)
+    up to `vocab_size`. Words are produced by the same normaliser (NFKC + lower-case) and BERT pre-tokenizer the
+    tokenizer applies; greedy longest-match WordPiece then maps a frequent word to one token and spells the rest.
+    """
+    from collections import Counter  # noqa: PLC0415
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers  # noqa: PLC0415
+
+    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for text in texts
+                    for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    vocab = list(SPECIALS) + chars + [f"##{c}" for c in chars]
+    known = set(vocab)
+    for word, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if word not in known:
+            vocab.append(word)
+            known.add(word)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), min_frequency=1,
-                                        show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    if [tok.token_to_id(s) for s in SPECIALS] != list(range(len(SPECIALS))):  # pragma: no cover
-        raise RuntimeError("tokenizer special tokens did not get ids 0..4")
     return tok
 
 
