@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.claims import sweep  # noqa: E402
 from core.config import parse_overrides  # noqa: E402
-from core.errors import BenchError, ConfigError  # noqa: E402
+from core.errors import ConfigError, run_cli  # noqa: E402
 from core.leaderboard import write_suite  # noqa: E402
 from core.records import load_records  # noqa: E402
 from core.registry import list_datasets, list_models, load_dataset  # noqa: E402
@@ -160,8 +160,4 @@ def write_suite_leaderboard(suite, specs, args) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

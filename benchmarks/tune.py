@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import parse_overrides  # noqa: E402
-from core.errors import BenchError  # noqa: E402
+from core.errors import run_cli  # noqa: E402
 from core.tuning import (  # noqa: E402
     PRUNERS,
     TuneJob,
@@ -88,8 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

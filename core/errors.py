@@ -11,3 +11,14 @@ class DataError(BenchError):
 
 class ConfigError(BenchError):
     """An unknown key, a wrong type, or an unknown registry name."""
+
+
+def run_cli(main) -> None:
+    """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2."""
+    import sys  # noqa: PLC0415
+
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
