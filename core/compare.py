@@ -61,12 +61,15 @@ def plot_groups(df, path: Path, metric: str = "ndcg@20", groups: tuple[str, ...]
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for _, row in df.iterrows():
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>Ph*X"
+    for n, (_, row) in enumerate(df.iterrows()):
         ys = [row.get(f"{g}/{metric}", math.nan) for g in groups]
         if all(math.isnan(y) for y in ys):
             continue
         label = row["model"] if row["variant"] == "default" else f"{row['model']}/{row['variant']}"
-        ax.plot(range(len(groups)), ys, marker="o", label=f"{label} ({row['dataset']})")
+        ax.plot(range(len(groups)), ys, marker=markers[n % len(markers)], color=colors[n % len(colors)],
+                label=f"{label} ({row['dataset']}, {row['split']})")
     ax.set_xticks(range(len(groups)), [f"{g}" for g in groups])
     ax.set_xlabel("user-activity quintile of training interactions (q1 = least active)")
     ax.set_ylabel(metric.upper())
