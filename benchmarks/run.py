@@ -6,6 +6,7 @@
     python benchmarks/run.py --suite main --dry-run        # the plan, and which runs are already done
     python benchmarks/run.py --list                        # suites, models, datasets, splits
     python benchmarks/run.py --stats ml-100k               # dataset statistics
+    python benchmarks/run.py --suite main --leaderboard-only   # re-render the table from existing records
 
 Runs whose record already exists with the same config hash are skipped (resume); `--force` reruns them.
 Several drivers may run one suite at once: each run is claimed first (`core.claims`), a run another live driver
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wait-timeout", type=float, default=86400.0, metavar="SECONDS",
                    help="how long to wait at the end for runs other drivers hold (default: a day)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not (re)write leaderboard/<suite>.md/.csv")
+    p.add_argument("--leaderboard-only", action="store_true",
+                   help="only render leaderboard/<suite>.md/.csv from the records that exist (runs nothing)")
     p.add_argument("--threads", type=int, help="torch threads of this driver (use 1 when several drivers or other jobs "
                    "share the cores: oversubscribed threads slow training down many times)")
     p.add_argument("--list", action="store_true", help="list suites, models, datasets and splits")
@@ -92,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for i, (spec, d) in enumerate(zip(specs, done, strict=True), 1):
             print(f"[{i}/{len(specs)}] {'done' if d else 'todo'}  {spec_run_id(spec)}  config {spec.config_hash}")
+        return 0
+    if args.leaderboard_only:
+        write_suite_leaderboard(suite, specs, args)
         return 0
     todo = [s for s, d in zip(specs, done, strict=True) if not d]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "

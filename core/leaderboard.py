@@ -44,6 +44,8 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
         key = tuple(r[k] for k in KEY)
         if r["seed"] in (expected.get(key, []) if expected is not None else seeds):
             rows[key].append(r)
+    for key in expected or {}:  # a planned row without any record still shows up, with blank cells
+        rows.setdefault(key, [])
     names = metric_names(ks)
     out = []
     for key, recs in rows.items():
@@ -58,7 +60,7 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
             for name in names:
                 vals = [r["groups"].get(g, {}).get(name, math.nan) for r in recs]
                 row[f"{g}/{name}"] = float(np.mean(vals)) if complete else math.nan
-        row["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in recs]))
+        row["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in recs])) if recs else math.nan
         out.append(row)
     cols = [*KEY, "n_seeds"] + [c for n in names for c in (n, f"{n}_std")] + [f"{g}/{n}" for g in GROUPS
                                                                             for n in names]
@@ -91,7 +93,8 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     ]
     headers = ["model", "variant", "dataset", "seeds", *MD_METRICS, "fit s"]
     body = [[r.model, r.variant, r.dataset, r.n_seeds,
-             *[_cell(r[m], r[f"{m}_std"]) for m in MD_METRICS], f"{r.fit_seconds:.0f}"]
+             *[_cell(r[m], r[f"{m}_std"]) for m in MD_METRICS],
+             "" if math.isnan(r.fit_seconds) else f"{r.fit_seconds:.0f}"]
             for _, r in df.iterrows()]
     lines.append(tabulate(body, headers, tablefmt="github", disable_numparse=True))
     lines += ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "

@@ -74,3 +74,11 @@ def test_markdown_blank_cell_for_missing_seed():
     pop_line = next(line for line in md.splitlines() if line.startswith("| pop"))
     assert "0.6" not in mf_line and "0.3000 ± 0.1414" in pop_line
     assert "do not edit" in md and "suite version 1" in md and "abc" in md
+
+
+def test_planned_row_without_any_record_is_listed_blank():
+    recs = [make_record("pop", 0, 0.2)]
+    expected = {("pop", "default", "d", "colarec"): [0], ("mf", "default", "d", "colarec"): [0, 1]}
+    df = aggregate(recs, expected, ks=[10]).set_index("model")
+    assert df.loc["mf", "n_seeds"] == 0 and math.isnan(df.loc["mf", "ndcg@10"])
+    assert df.loc["pop", "ndcg@10"] == pytest.approx(0.2)
