@@ -77,6 +77,8 @@ class PygLightGCN:
                 continue
             value = float(ctx.validate(self)[ctx.eval.valid_metric])
             curve.append((epoch, value))
+            if epoch == cfg.eval_step or epoch % (10 * cfg.eval_step) == 0:  # progress on long runs
+                ctx.log(f"PygLightGCN epoch {epoch}: valid {ctx.eval.valid_metric} {value:.4f}")
             ctx.report(epoch, value)
             if value >= best:
                 best, best_state, best_epoch, bad = value, copy.deepcopy(self.model.state_dict()), epoch, 0

@@ -126,6 +126,8 @@ class _RecBoleModel:
 
         def on_valid(epoch_idx: int, value: float) -> None:
             curve.append((epoch_idx + 1, float(value)))
+            if epoch_idx == 0 or (epoch_idx + 1) % 10 == 0:  # progress on long runs
+                ctx.log(f"{type(self).__name__} epoch {epoch_idx + 1}: valid {ctx.eval.valid_metric} {value:.4f}")
             ctx.report(epoch_idx + 1, float(value))
 
         with compat.scope():
