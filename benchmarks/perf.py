@@ -67,13 +67,23 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
 PEAK: dict[str, float] = {}
 
 
+def _native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
 @section
 def bench_matmul() -> None:
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        sizes = (256, 512) if SMOKE else (2048, 4096)
+        # bf16 is emulated on CPUs without AMX/AVX512-BF16 (~50x slower): smaller squares keep it to seconds
+        sizes = (256, 512) if SMOKE else ((2048, 4096) if name == "fp32" or _native_bf16() else (1024, 2048))
         PEAK[name] = max(matmul_gflops(dtype, n) for n in sizes)
         row(f"matmul_peak_{name}_gflops", PEAK[name], "GFLOP/s",
-            f"best of square {sizes[0]}/{sizes[1]} matmuls, {torch.get_num_threads()} threads")
+            f"best of square {sizes[0]}/{sizes[1]} matmuls, {torch.get_num_threads()} threads"
+            + ("" if name == "fp32" or _native_bf16() else "; bf16 emulated (no amx_bf16/avx512_bf16 on this CPU)"))
 
 
 @section
