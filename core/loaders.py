@@ -31,6 +31,11 @@ def recbole_example_dir(name: str = "ml-100k") -> Path:
     return path
 
 
+def _first_bad_line(bad: pd.Series) -> int:
+    """File line number (1-based, after one header line) of the first True row of `bad`."""
+    return int(np.flatnonzero(bad.to_numpy())[0]) + 2
+
+
 def read_atomic(path: Path) -> pd.DataFrame:
     """Read one RecBole atomic file (tab-separated, header `field:type`) with every column as a string."""
     if not path.is_file():
@@ -73,13 +78,13 @@ def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold
         raise DataError(f"{inter_path}: no interactions (expected a header line and at least one row)")
     raw = pd.DataFrame({"user": inter["user_id"], "item": inter["item_id"]})
     if (raw["user"] == "").any() or (raw["item"] == "").any():
-        line = int(np.flatnonzero((raw["user"] == "") | (raw["item"] == ""))[0]) + 2
+        line = _first_bad_line((raw["user"] == "") | (raw["item"] == ""))
         raise DataError(f"{inter_path}: line {line} has an empty user_id or item_id")
     for src, dst in (("timestamp", "timestamp"), ("rating", "rating")):
         if src in inter:
             values = pd.to_numeric(inter[src], errors="coerce")
             if values.isna().any():
-                line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
+                line = _first_bad_line(values.isna())
                 raise DataError(f"{inter_path}: line {line}: {src} {inter[src].iloc[line - 2]!r} is not a number")
             raw[dst] = values
     text = _item_text(folder / f"{folder.name}.item", text_fields)
@@ -194,13 +199,13 @@ def _read_release_csv(path: Path, *, with_time: bool) -> pd.DataFrame:
     out = pd.DataFrame({"user": df["user_id"].str.strip(), "item": df["item_id"].str.strip()})
     bad = ~(out["user"].str.fullmatch(r"\d+") & out["item"].str.fullmatch(r"\d+"))
     if bad.any():
-        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        line = _first_bad_line(bad)
         raise DataError(f"{path}: line {line}: user_id/item_id must be non-negative integers, got "
                         f"{df['user_id'].iloc[line - 2]!r},{df['item_id'].iloc[line - 2]!r}")
     if with_time:
         t = pd.to_numeric(df["time"], errors="coerce")
         if t.isna().any():
-            line = int(np.flatnonzero(t.isna().to_numpy())[0]) + 2
+            line = _first_bad_line(t.isna())
             raise DataError(f"{path}: line {line}: time {df['time'].iloc[line - 2]!r} is not a number")
         out["timestamp"] = t.to_numpy(dtype=float)
     return out
