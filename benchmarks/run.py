@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", default="quick", help="suite profile: quick (default, CPU) or full (paper settings)")
     p.add_argument("--dataset", action="append", help="run only on this dataset (repeatable)")
     p.add_argument("--model", action="append", help="run only this model (repeatable)")
+    p.add_argument("--split", action="append", help="run only this split of the suite (repeatable)")
+    p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--seeds", help="comma-separated seeds, overriding the suite's")
     p.add_argument("--dry-run", action="store_true", help="print the plan and whether each run is done")
     p.add_argument("--force", action="store_true", help="rerun runs whose record already exists")
@@ -51,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only render leaderboard/<suite>.md/.csv from the records that exist (runs nothing)")
     p.add_argument("--threads", type=int, help="torch threads of this driver (use 1 when several drivers or other jobs "
                    "share the cores: oversubscribed threads slow training down many times)")
+    p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (core.audit) and "
+                   "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
     p.add_argument("--list", action="store_true", help="list suites, models, datasets and splits")
     p.add_argument("--stats", metavar="DATASET", help="print statistics of a dataset and exit")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (model.key=v, eval.key=v, key=v)")
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     suite = load_suite(args.suite)
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model)
+    specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
+                 args.variant)
     done = [not args.force and is_done(s) for s in specs]
     if args.dry_run:
         for i, (spec, d) in enumerate(zip(specs, done, strict=True), 1):
@@ -119,7 +124,8 @@ def run_todo(todo: list, args: argparse.Namespace) -> int:
 
     def attempt(i: int, spec, first: bool) -> bool:
         nonlocal ran
-        out = run_claimed(spec, log=lambda msg: print(f"    {msg}", flush=True), newer_than=newer_than)
+        out = run_claimed(spec, log=lambda msg: print(f"    {msg}", flush=True), newer_than=newer_than,
+                          audit=args.audit)
         rid = spec_run_id(spec)
         if out.status == "ran":
             ran += 1

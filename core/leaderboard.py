@@ -91,8 +91,12 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
         "## Overall (test)",
         "",
     ]
-    headers = ["model", "variant", "dataset", "seeds", *MD_METRICS, "fit s"]
-    body = [[r.model, r.variant, r.dataset, r.n_seeds,
+    if meta.get("tuned"):
+        lines[-3:-3] = ["- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
+                        + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"])]
+    multi = df["split"].nunique() > 1  # a split column only when the suite has several
+    headers = ["model", "variant", "dataset", *(["split"] if multi else []), "seeds", *MD_METRICS, "fit s"]
+    body = [[r.model, r.variant, r.dataset, *([r.split] if multi else []), r.n_seeds,
              *[_cell(r[m], r[f"{m}_std"]) for m in MD_METRICS],
              "" if math.isnan(r.fit_seconds) else f"{r.fit_seconds:.0f}"]
             for _, r in df.iterrows()]
@@ -100,8 +104,10 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     lines += ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "
               "`q1`..`q5` = activity quintiles)", ""]
     gcols = [f"{g}/{m}" for m in MD_GROUP_METRICS for g in GROUPS]
-    body = [[r.model, r.variant, r.dataset, *[_cell(r[c], math.nan) for c in gcols]] for _, r in df.iterrows()]
-    lines.append(tabulate(body, ["model", "variant", "dataset", *gcols], tablefmt="github",
+    body = [[r.model, r.variant, r.dataset, *([r.split] if multi else []), *[_cell(r[c], math.nan) for c in gcols]]
+            for _, r in df.iterrows()]
+    lines.append(tabulate(body, ["model", "variant", "dataset", *(["split"] if multi else []), *gcols],
+                          tablefmt="github",
                           disable_numparse=True))
     if meta.get("plot"):
         lines += ["", f"![NDCG@20 by user-activity group]({meta['plot']})", "",
@@ -184,5 +190,6 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
         "exclude_valid": specs[0].eval.exclude_valid if specs else False, "command": command,
         "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,
         "fit_info_columns": suite.fit_info_columns, "row_seeds": row_seeds,
+        "tuned": sorted({(s.model, s.variant, s.tuned_from) for s in specs if s.tuned_from}),
     }
     return write_leaderboard(records, meta)

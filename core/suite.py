@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import build, config_hash, load_yaml, to_dict, unknown_key_message
+from core.config import build, config_hash, hash_view, load_yaml, to_dict, unknown_key_message
 from core.context import EvalConfig
 from core.errors import ConfigError
 from core.paths import ROOT
@@ -21,7 +21,7 @@ from core.registry import model_class, unknown_name
 CONFIGS = ROOT / "configs"
 
 
-PROFILE_KEYS = {"seeds", "model_seeds", "models", "datasets", "optional_datasets"}
+PROFILE_KEYS = {"seeds", "model_seeds", "split_seeds", "models", "split_models", "datasets", "optional_datasets"}
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SuiteConfig:
     models: list[str] = field(default_factory=list)  # each runs with variant "default" unless listed in variants
     variants: dict = field(default_factory=dict)  # model (or "*") -> {variant name -> config overrides}
     eval: dict = field(default_factory=dict)  # EvalConfig overrides
-    profiles: dict = field(default_factory=dict)  # profile -> {seeds, model_seeds, datasets, models: {model -> overrides}}
+    profiles: dict = field(default_factory=dict)  # profile -> {seeds, model_seeds, split_seeds, datasets, models: ...}
     compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
     fit_info_columns: list[str] = field(default_factory=list)  # dotted fit_info keys shown per run (e.g. gid.*)
     tuned: bool = False  # apply configs/tuned/<model>-<dataset>-<split>.yaml (exported by benchmarks/tune.py)
@@ -58,12 +58,13 @@ class RunSpec:
     seed: int
     config: Any  # the model's Config dataclass instance
     eval: EvalConfig
+    tuned_from: str = ""  # the configs/tuned/*.yaml layered into `config`, if any (provenance, not hashed)
 
     @property
     def resolved(self) -> dict:
         """Everything that determines the run's result (hashed into `config_hash`)."""
         return {"model": self.model, "variant": self.variant, "dataset": self.dataset, "split": self.split,
-                "split_params": self.split_params, "seed": self.seed, "model_config": to_dict(self.config),
+                "split_params": self.split_params, "seed": self.seed, "model_config": hash_view(self.config),
                 "eval": to_dict(self.eval)}
 
     @property
@@ -124,11 +125,17 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
 
 def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None = None,
          seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
-         models: list[str] | None = None) -> list[RunSpec]:
+         models: list[str] | None = None, splits: list[str] | None = None,
+         variants: list[str] | None = None) -> list[RunSpec]:
     """Expand a suite into run specs (dataset-major, then model, variant, seed).
 
-    The override `tuned=true` (or `tuned: true` in the suite) layers each model's tuned config
+    The override `tuned=true` (or `tuned: true` in the suite, or in one variant) layers each model's tuned config
     (configs/tuned/<model>-<dataset>-<split>.yaml) between the profile and the variant.
+
+    A profile's `split_models: {split: {model or "*": overrides}}` layers over its `models` on that split only
+    (e.g. a longer early-stopping patience under `loo`, whose validation holds one item per user).
+    Seeds of a (model, split): `--seeds` > the profile's `model_seeds[model]` > its `split_seeds[split]` > the
+    profile's / suite's `seeds`.
     """
     if suite.profiles and profile not in suite.profiles:
         raise unknown_name("profile", profile, suite.profiles)
@@ -140,7 +147,7 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     models = models or suite.models
     for m in models:
         model_class(m)
-    from core.tuning import tuned_layer  # noqa: PLC0415 (core.tuning imports core.suite)
+    from core.tuning import has_search_space, tuned_layer, tuned_path  # noqa: PLC0415 (core.tuning imports core.suite)
 
     overrides = dict(overrides or {})
     use_tuned = bool(overrides.pop("tuned", suite.tuned))
@@ -148,35 +155,58 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     build(EvalConfig, suite.eval, eval_over, where="eval")  # fail early on a bad eval override
     seeds_given = seeds is not None
     seeds = seeds if seeds_given else prof.get("seeds", suite.seeds)
-    splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
+    suite_splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
+    for name in splits or []:
+        if name not in suite_splits:
+            raise unknown_name(f"split of suite {suite.name}", name, suite_splits)
+    all_variants = {v for m in models for v in model_variants(suite, m)}
+    for name in variants or []:
+        if name not in all_variants:
+            raise unknown_name(f"variant of suite {suite.name}", name, sorted(all_variants))
+    splits = splits or suite_splits
     specs = []
     optional = prof.get("optional_datasets", suite.optional_datasets)
     for ds in datasets or available(prof.get("datasets", suite.datasets), optional):
         for split in splits:
             for m in models:
                 for variant, var_over in model_variants(suite, m).items():
-                    var_over = dict(var_over or {})
-                    if ds not in var_over.pop("only_datasets", [ds]):
+                    if variants and variant not in variants:
                         continue
+                    var_over = dict(var_over or {})
+                    if ds not in var_over.pop("only_datasets", [ds]) or split not in var_over.pop("only_splits",
+                                                                                                 [split]):
+                        continue
+                    var_tuned = bool(var_over.pop("tuned", False))
+                    if var_tuned and not has_search_space(m):
+                        continue  # a `tuned` variant of a model with nothing to tune (pop) would repeat `default`
                     split_params = {**suite.split_params, **var_over.pop("split_params", {})}
                     var_eval = build(EvalConfig, suite.eval, var_over.pop("eval", {}), eval_over,
                                      where=f"eval ({suite.name}/{variant})")
-                    tuned = tuned_layer(m, ds, split) if use_tuned else {}
-                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), tuned, var_over,
-                              per_model[m]]
+                    tuned = tuned_layer(m, ds, split) if use_tuned or var_tuned else {}
+                    tuned_from = _show_path(tuned_path(m, ds, split)) if tuned else ""
+                    split_models = (prof.get("split_models") or {}).get(split) or {}
+                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), split_models.get("*", {}),
+                              split_models.get(m, {}), tuned, var_over, per_model[m]]
                     cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
-                    model_seeds = seeds if seeds_given else (prof.get("model_seeds") or {}).get(m, seeds)
+                    split_seeds = (prof.get("split_seeds") or {}).get(split, seeds)
+                    model_seeds = seeds if seeds_given else (prof.get("model_seeds") or {}).get(m, split_seeds)
                     specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,
-                                         s, cfg, var_eval) for s in model_seeds)
+                                         s, cfg, var_eval, tuned_from) for s in model_seeds)
     return specs
+
+
+def _show_path(path: Path) -> str:
+    """`path` relative to the repository when inside it (what a leaderboard should print), else absolute."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def model_variants(suite: SuiteConfig, model: str) -> dict[str, dict]:
     """The variants a model runs: its own entry, else the `"*"` entry shared by all models, else `default`.
 
-    A variant is a mapping of model-config overrides; three reserved keys change the plan instead:
-    `split_params` (merged over the suite's), `eval` (EvalConfig overrides) and `only_datasets` (run the variant
-    only on these datasets, e.g. the official GIDs that only the Phones release has).
+    A variant is a mapping of model-config overrides; reserved keys change the plan instead: `split_params`
+    (merged over the suite's), `eval` (EvalConfig overrides), `only_datasets` / `only_splits` (run the variant
+    only on these datasets / splits, e.g. the official GIDs that only the Phones release has) and `tuned: true`
+    (apply the model's tuned config; skipped for a model without a search space, such as pop).
     """
     return suite.variants.get(model) or suite.variants.get("*") or {"default": {}}
 

@@ -89,3 +89,35 @@ def test_tuned_true_layers_the_exported_config_between_profile_and_variant(tmp_p
     assert tuned[0].config.learning_rate == 0.005 and tuned[0].config.n_layers == 3
     assert tuned[1].config.n_layers == 2  # a variant still overrides the tuned value
     assert tuned[0].config_hash != plain[0].config_hash
+
+
+def test_variant_tuned_only_splits_and_per_split_seeds_and_models(tmp_path, monkeypatch):
+    """`main` layout: a `tuned` variant on one split only (skipped for pop, which has nothing to tune), fewer
+    seeds on a second split, and a per-split model layer (longer patience under loo)."""
+    monkeypatch.setenv("GENREC_TUNED", str(tmp_path))
+    (tmp_path / "lightgcn-pyg-ml-100k-colarec.yaml").write_text("learning_rate: 0.005\n")
+    suite = SuiteConfig(name="t", version=1, models=["pop", "lightgcn-pyg"], split=["colarec", "loo"],
+                        seeds=[0, 1], variants={"*": {"default": {}, "tuned": {"tuned": True,
+                                                                               "only_splits": ["colarec"]}}},
+                        profiles={"quick": {"split_seeds": {"loo": [0]},
+                                            "split_models": {"loo": {"lightgcn-pyg": {"stopping_step": 50}}}}})
+    specs = plan(suite)
+    got = [(s.model, s.variant, s.split, s.seed) for s in specs]
+    assert got == [("pop", "default", "colarec", 0), ("pop", "default", "colarec", 1),
+                   ("lightgcn-pyg", "default", "colarec", 0), ("lightgcn-pyg", "default", "colarec", 1),
+                   ("lightgcn-pyg", "tuned", "colarec", 0), ("lightgcn-pyg", "tuned", "colarec", 1),
+                   ("pop", "default", "loo", 0), ("lightgcn-pyg", "default", "loo", 0)]
+    by = {(s.model, s.variant, s.split, s.seed): s for s in specs}
+    tuned, default = by["lightgcn-pyg", "tuned", "colarec", 0], by["lightgcn-pyg", "default", "colarec", 0]
+    assert tuned.config.learning_rate == 0.005 and default.config.learning_rate != 0.005
+    assert tuned.tuned_from.endswith("lightgcn-pyg-ml-100k-colarec.yaml") and default.tuned_from == ""
+    assert by["lightgcn-pyg", "default", "loo", 0].config.stopping_step == 50
+    assert default.config.stopping_step == 10
+    assert [s.split for s in plan(suite, splits=["loo"])] == ["loo", "loo"]
+    assert {s.variant for s in plan(suite, variants=["tuned"])} == {"tuned"}
+    with pytest.raises(ConfigError, match="unknown split of suite t 'lo'; did you mean 'loo'"):
+        plan(suite, splits=["lo"])
+    with pytest.raises(ConfigError, match="unknown variant of suite t 'tune'; did you mean 'tuned'"):
+        plan(suite, variants=["tune"])
+    with pytest.raises(ConfigError, match="unknown key 'split_model'"):
+        plan(SuiteConfig(name="t", version=1, models=["pop"], profiles={"quick": {"split_model": {}}}))

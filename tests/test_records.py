@@ -82,3 +82,16 @@ def test_planned_row_without_any_record_is_listed_blank():
     df = aggregate(recs, expected, ks=[10]).set_index("model")
     assert df.loc["mf", "n_seeds"] == 0 and math.isnan(df.loc["mf", "ndcg@10"])
     assert df.loc["pop", "ndcg@10"] == pytest.approx(0.2)
+
+
+def test_markdown_shows_a_split_column_and_the_tuned_configs_only_when_needed():
+    one = [make_record("pop", 0, 0.2)]
+    two = [*one, {**make_record("pop", 0, 0.3), "split": "loo"}]
+    meta = {"command": "c", "suite": "t", "suite_version": 1, "profile": "quick", "datasets": ["d"], "split": "x",
+            "seeds": [0], "git_sha": "abc", "wall_time": "0m", "exclude_valid": False}
+    md_one = render_markdown(aggregate(one, [0], ks=[10, 20]), meta)
+    md_two = render_markdown(aggregate(two, [0], ks=[10, 20]),
+                             {**meta, "tuned": [("mf", "tuned", "configs/tuned/mf-d-colarec.yaml")]})
+    assert "| split" not in md_one and "tuned rows" not in md_one
+    assert "| split" in md_two and "| loo " in md_two
+    assert "`mf/tuned` <- `configs/tuned/mf-d-colarec.yaml`" in md_two
