@@ -6,7 +6,8 @@
 
 Each section appends rows `name,value,unit,note`. Sections: `matmul` (fp32/bf16 peak), `eval` (full-ranking
 evaluation speed), `gid` (GID construction time and within-cluster error), `beam` (constrained beam search vs HF
-generate), `train` (ColaRec training throughput and MFU per preset), `recbole` (adapter overhead vs RecBole's
+generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul` too), `profile` (where a
+ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs RecBole's
 own trainer). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
 prints why and writes no rows (the others still run; the exit status is then 1).
@@ -338,10 +339,12 @@ def bench_train() -> None:
 # ----- GID construction -------------------------------------------------------------------------------------------
 @section
 def bench_gid() -> None:
-    """Hierarchical k-means-constrained GID construction (`gid.hierarchical_codes`, the authors' settings:
-    K=32, length 3, n_init 10, max_iter 300) on fixed semantic embeddings (TF-IDF + SVD of item text, 64 d, not
-    timed), so no LightGCN training is involved. The inertia ratio is that of the clusterer used over the
-    reference k-means-constrained: 1.0, as no faster balanced clusterer exists yet."""
+    """Hierarchical GID construction (`gid.hierarchical_codes`, the authors' settings: K=32, length 3, n_init 10,
+    max_iter 300) on fixed semantic embeddings (TF-IDF + SVD of item text, 64 d, not timed), so no LightGCN
+    training is involved, with the reference clusterer (k-means-constrained) and with ours (`balanced`: the same
+    capacitated Lloyd iterations, the flow solver skipped when the plain assignment fits and read back vectorised).
+    `gid_build_seconds_<dataset>` times ours; the inertia ratio is ours over the reference's within-cluster
+    squared error of the final (finest) level, the one that decides which items share a prefix."""
     from core.errors import DataError
     from core.loaders import load_ml100k, load_phones
     from zoo.colarec.embeddings import text_embeddings
@@ -356,15 +359,50 @@ def bench_gid() -> None:
         emb = text_embeddings(ds.item_text, seed=0)
         if SMOKE:
             emb = emb[:300]
-        t = time.perf_counter()
-        _, info = hierarchical_codes(emb, 32, 3, seed=0)
-        dt = time.perf_counter() - t
-        note = (f"{len(emb)} items, semantic (TF-IDF+SVD, {emb.shape[1]} d) embeddings, K=32 length 3, n_init 10; "
-                f"levels {', '.join(f'{s:.1f}' for s in info['cluster_seconds_per_level'])} s")
-        row(f"gid_build_seconds_{name}", dt, "s", note)
-        row(f"gid_inertia_ratio_{name}", 1.0, "ratio",
-            f"reference k-means-constrained vs itself (no faster clusterer yet); level inertia "
-            f"{', '.join(f'{x:.4g}' for x in info['inertia_per_level'])}")
+        runs = {}
+        for clusterer in ("kmeans-constrained", "balanced"):
+            t = time.perf_counter()
+            _, info = hierarchical_codes(emb, 32, 3, seed=0, clusterer=clusterer)
+            runs[clusterer] = (time.perf_counter() - t, info)
+        (ref_s, ref), (fast_s, fast) = runs["kmeans-constrained"], runs["balanced"]
+        setting = f"{len(emb)} items, semantic (TF-IDF+SVD, {emb.shape[1]} d) embeddings, K=32 length 3, n_init 10"
+        row(f"gid_build_seconds_{name}", fast_s, "s",
+            f"{setting}, clusterer `balanced`; levels {', '.join(f'{x:.1f}' for x in fast['cluster_seconds_per_level'])}"
+            f" s; {ref_s / fast_s:.1f}x faster than the reference")
+        row(f"gid_build_seconds_{name}_reference", ref_s, "s",
+            f"{setting}, k-means-constrained (the authors' clusterer); levels "
+            f"{', '.join(f'{x:.1f}' for x in ref['cluster_seconds_per_level'])} s")
+        ratios = [a / b for a, b in zip(fast["inertia_per_level"], ref["inertia_per_level"], strict=True)]
+        row(f"gid_inertia_ratio_{name}", ratios[-1], "ratio",
+            f"within-cluster squared error of `balanced` over k-means-constrained at the last clustered level; "
+            f"per level {', '.join(f'{r:.3f}' for r in ratios)}")
+
+
+# ----- where ColaRec training time goes -----------------------------------------------------------------------
+@section
+def bench_profile() -> None:
+    """torch.profiler over a few `cpu`-preset ColaRec training steps (ml-100k, random GIDs): the share of CPU time
+    in matmul kernels (the only part MFU counts) and the top operators, written to
+    `leaderboard/profile_colarec_cpu.txt`. This is the evidence for the MFU rows: what the other time is spent on."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, _ = _colarec_ml100k("cpu", **({"batch_size": 8} if SMOKE else {}))
+    _train_steps(model, 1, 1)  # warm-up outside the profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _train_steps(model, 1 if SMOKE else 3, 0)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul_ops = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::_mkldnn_matmul", "mkldnn")
+    matmul = sum(e.self_cpu_time_total for e in events if e.key.startswith(matmul_ops))
+    top = events.table(sort_by="self_cpu_time_total", row_limit=25)
+    if not SMOKE:
+        atomic_write_text(leaderboard_dir() / "profile_colarec_cpu.txt",
+                          f"# generated by `python benchmarks/perf.py --only profile`: 3 training steps of the "
+                          f"`cpu` preset on ml-100k, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+                          f"# matmul kernels: {100 * matmul / total:.1f}% of self CPU time\n\n{top}\n")
+    row("colarec_cpu_train_matmul_time_share", matmul / total, "fraction",
+        f"self CPU time in {', '.join(matmul_ops[:4])} over all operators, 3 profiled steps; top operators: "
+        "leaderboard/profile_colarec_cpu.txt")
 
 
 # ----- RecBole adapter overhead -------------------------------------------------------------------------------
@@ -467,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     global SMOKE
     SMOKE = args.smoke
     names = args.only or list(SECTIONS)
-    if "matmul" not in names:
+    if "train" in names and "matmul" not in names:
         names = ["matmul", *names]  # MFU needs the measured peak
     failed = []
     for name in names:

@@ -123,6 +123,22 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
 
 
+NEUTRAL_DEFAULT = {"hash_neutral_default": True}  # field metadata: see `hash_view`
+
+
+def hash_view(cfg: Any) -> dict[str, Any]:
+    """`to_dict(cfg)` without the fields marked `metadata=NEUTRAL_DEFAULT` that hold their default value.
+
+    A field added to a config after results exist (say a faster clusterer, off by default) must not change the
+    hash of runs whose behaviour it does not change, or every finished run would be planned again; once set to
+    anything else it is hashed like any other field."""
+    out = to_dict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("hash_neutral_default") and getattr(cfg, f.name) == f.default:
+            out.pop(f.name, None)
+    return out
+
+
 def config_hash(payload: dict[str, Any]) -> str:
     """Stable short hash of a JSON-serialisable config."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

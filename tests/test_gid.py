@@ -43,10 +43,11 @@ def assert_valid_tree(g: GIDSet, n_items: int) -> None:
         assert codes[items, -1].tolist() == list(range(1, len(items) + 1)), prefix
 
 
+@pytest.mark.parametrize("clusterer", gid.CLUSTERERS)
 @pytest.mark.parametrize(("K", "length", "n"), [(4, 2, 16), (4, 3, 40), (8, 3, 150), (3, 4, 60), (2, 5, 32)])
-def test_clustered_tree_shape_unique_caps_and_last_rank(K, length, n):
+def test_clustered_tree_shape_unique_caps_and_last_rank(K, length, n, clusterer):
     split = _split(n)
-    g = build_gids(split, "lightgcn", K, length, embeddings=_emb(n), use_cache=False)
+    g = build_gids(split, "lightgcn", K, length, embeddings=_emb(n), use_cache=False, clusterer=clusterer)
     assert_valid_tree(g, n)
     d = g.diagnostics
     assert d["unique_ratio"] == 1.0 and d["n_spilled"] == 0 and len(d["inertia_per_level"]) == length - 1
@@ -304,3 +305,60 @@ def test_phones_lightgcn_gids(phones):
     g = build_gids(split, "lightgcn", K=32, length=3)
     assert_valid_tree(g, 10_429)
     assert g.diagnostics["codes_used_per_level"][0] == 32
+
+
+# ----- the fast balanced clusterer (zoo.colarec.balanced) ---------------------------------------------------------
+def test_capacitated_assignment_is_optimal_against_brute_force():
+    """The fast path (plain argmin when feasible) and the min-cost flow both give the exact optimum."""
+    import itertools
+
+    from zoo.colarec.balanced import capacitated_assign
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n, k = 7, 3
+        cap = 3 if trial % 2 else 7  # tight (the flow runs) / loose (argmin is feasible)
+        cost = rng.random((n, k))
+        best = min(sum(cost[i, c] for i, c in enumerate(lab))
+                   for lab in itertools.product(range(k), repeat=n) if max(np.bincount(lab, minlength=k)) <= cap)
+        labels = capacitated_assign(cost, cap)
+        assert np.bincount(labels, minlength=k).max() <= cap
+        assert cost[np.arange(n), labels].sum() == pytest.approx(best, rel=1e-7)
+
+
+def test_balanced_kmeans_respects_caps_and_matches_the_reference_error():
+    from k_means_constrained import KMeansConstrained
+
+    from zoo.colarec.balanced import balanced_kmeans
+
+    x = _emb(300, seed=3).astype(np.float64)
+    for k, cap in ((8, 40), (10, 30)):  # (10, 30): every cluster exactly full
+        labels, inertia = balanced_kmeans(x, k, cap, seed=0, n_init=5)
+        assert np.bincount(labels, minlength=k).max() <= cap
+        centres = np.stack([x[labels == c].mean(0) for c in range(k)])
+        assert inertia == pytest.approx(((x - centres[labels]) ** 2).sum(), rel=1e-9)
+        ref = KMeansConstrained(n_clusters=k, size_max=cap, random_state=0, n_init=5).fit(x)
+        assert inertia <= 1.05 * ref.inertia_
+
+
+def test_balanced_clusterer_builds_valid_gids_and_keeps_the_reference_cache_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    emb = _emb(200)
+    codes, info = gid.hierarchical_codes(emb, 8, 3, seed=0, clusterer="balanced")
+    assert len(np.unique(codes, axis=0)) == 200 and codes.min() >= 1 and codes.max() <= 8
+    with pytest.raises(ConfigError, match="gid clusterer 'fast'"):
+        gid.hierarchical_codes(emb, 8, 3, clusterer="fast")
+    split = _split(60)
+    ref = build_gids(split, "semantic", K=4, length=3)
+    fast = build_gids(split, "semantic", K=4, length=3, clusterer="balanced")
+    names = sorted(p.name for p in (tmp_path / "gids").iterdir())
+    assert len(names) == 2 and ref.codes.shape == fast.codes.shape  # two cache entries, one per clusterer
+
+
+def test_a_hash_neutral_field_at_its_default_keeps_old_config_hashes():
+    from core.config import hash_view, to_dict
+    from zoo.colarec.model import ColaRec
+
+    default, fast = ColaRec.Config(), ColaRec.Config(gid_clusterer="balanced")
+    assert "gid_clusterer" not in hash_view(default) and "gid_clusterer" in to_dict(default)
+    assert hash_view(fast)["gid_clusterer"] == "balanced"

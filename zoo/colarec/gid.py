@@ -37,9 +37,11 @@ from core.errors import ConfigError
 from core.paths import cache_dir
 from core.splits import Split
 from core.util import atomic_write_bytes
+from zoo.colarec.balanced import balanced_kmeans
 
 VARIANTS = ("lightgcn", "mf", "random", "semantic", "official")
 KMEANS_ARGS = {"max_iter": 300, "n_init": 10}  # the authors' settings
+CLUSTERERS = ("kmeans-constrained", "balanced")  # reference (authors') and our fast price-based one (balanced.py)
 CACHE_VERSION = 1
 
 
@@ -75,7 +77,8 @@ class GIDSet:
 
 def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int = 3, seed: int = 0, *,
                embeddings: np.ndarray | None = None, text_model_dir: str | Path | None = None,
-               embedding_config: dict | None = None, use_cache: bool = True) -> GIDSet:
+               embedding_config: dict | None = None, use_cache: bool = True,
+               clusterer: str = "kmeans-constrained") -> GIDSet:
     """GIDs of every item of `split.dataset` (see the module docstring for the construction).
 
     Args:
@@ -83,6 +86,7 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         embeddings: cluster these `[n_items, d]` vectors instead of the variant's own source.
         text_model_dir: `semantic` only: a local sentence-transformers / Hugging Face model folder.
         embedding_config: `lightgcn` / `mf` only: overrides of the baseline's `Config`.
+        clusterer: `kmeans-constrained` (the authors') or `balanced` (`zoo.colarec.balanced`, same caps, faster).
     """
     ds = split.dataset
     _check_args(variant, K, length, ds.n_items)
@@ -90,9 +94,11 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         return _official(ds, K, length)
     emb_tag = _sha_bytes(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes()) if embeddings is not None \
         else {"text_model_dir": str(text_model_dir) if text_model_dir else None, "config": embedding_config}
-    key = json.dumps({"v": CACHE_VERSION, "data": [ds.name, ds.fingerprint], "split": split.hash,
-                      "variant": variant, "K": K, "length": length, "seed": seed, "embedding": emb_tag},
-                     sort_keys=True, default=str)
+    key_fields = {"v": CACHE_VERSION, "data": [ds.name, ds.fingerprint], "split": split.hash, "variant": variant,
+                  "K": K, "length": length, "seed": seed, "embedding": emb_tag}
+    if clusterer != CLUSTERERS[0] and variant != "random":  # the reference clusterer keeps the older cache keys
+        key_fields["clusterer"] = clusterer
+    key = json.dumps(key_fields, sort_keys=True, default=str)
     path = cache_dir("gids") / f"{ds.name}-{variant}-K{K}-l{length}-s{seed}-{_sha_bytes(key.encode())[:20]}.npz"
     if use_cache and (hit := _load(path, key, ds.n_items, K, length)) is not None:
         return hit
@@ -104,7 +110,7 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         if embeddings is None:
             embeddings = _variant_embeddings(split, variant, seed, text_model_dir, embedding_config, emb_info,
                                              use_cache)
-        codes, info = hierarchical_codes(np.asarray(embeddings), K, length, seed)
+        codes, info = hierarchical_codes(np.asarray(embeddings), K, length, seed, clusterer)
     diagnostics = {**describe(codes, K), **info, **emb_info, "build_seconds": time.perf_counter() - start,
                    "cached": False}
     gids = GIDSet(codes, K, length, variant, diagnostics)
@@ -144,8 +150,14 @@ def _variant_embeddings(split: Split, variant: str, seed: int, text_model_dir: s
 
 
 # ----- construction -------------------------------------------------------------------------------------------
-def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Codes `[n, length]` by hierarchical constrained k-means; info holds inertia and seconds per level."""
+def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0,
+                       clusterer: str = "kmeans-constrained") -> tuple[np.ndarray, dict]:
+    """Codes `[n, length]` by hierarchical constrained k-means; info holds inertia and seconds per level.
+
+    `clusterer`: `kmeans-constrained` (the authors' KMeansConstrained, exact min-cost-flow assignment) or
+    `balanced` (`zoo.colarec.balanced`, a price-based assignment: same caps, several times faster)."""
+    if clusterer not in CLUSTERERS:
+        raise ConfigError(f"gid clusterer '{clusterer}': expected one of {', '.join(CLUSTERERS)}")
     n = len(emb)
     if K**length < n:
         raise ConfigError(f"K={K}, length={length}: K**length={K**length} < {n} items")
@@ -156,7 +168,7 @@ def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0) -> t
     for level in range(1, length):
         start, total, children, n_fit = time.perf_counter(), 0.0, [], 0
         for idx in nodes:
-            labels, node_inertia, fitted = _cluster_node(emb[idx], K, K ** (length - level), seed)
+            labels, node_inertia, fitted = _cluster_node(emb[idx], K, K ** (length - level), seed, clusterer)
             codes[idx, level - 1] = labels + 1
             total += node_inertia
             n_fit += fitted
@@ -172,12 +184,16 @@ def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0) -> t
     return codes, info
 
 
-def _cluster_node(x: np.ndarray, K: int, cap: int, seed: int) -> tuple[np.ndarray, float, bool]:
+def _cluster_node(x: np.ndarray, K: int, cap: int, seed: int, clusterer: str = "kmeans-constrained",
+                  ) -> tuple[np.ndarray, float, bool]:
     """0-based labels, within-cluster squared error and whether k-means ran, for the items of one node."""
     n = len(x)
     n_clusters, size_max = min(K, n), min(cap, n)
     if n_clusters == 1:
         return np.zeros(n, dtype=np.int64), float(((x - x.mean(0)) ** 2).sum()), False
+    if clusterer == "balanced":
+        labels, inertia = balanced_kmeans(x, n_clusters, size_max, seed=seed, **KMEANS_ARGS)
+        return labels, inertia, True
     from k_means_constrained import KMeansConstrained  # noqa: PLC0415
 
     km = KMeansConstrained(n_clusters=n_clusters, size_max=size_max, random_state=seed, **KMEANS_ARGS).fit(x)
