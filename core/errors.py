@@ -13,6 +13,10 @@ class ConfigError(BenchError):
     """An unknown key, a wrong type, or an unknown registry name."""
 
 
+class LeakageError(BenchError):
+    """The leakage audit (`core.audit`) found valid/test data reaching a model during training."""
+
+
 def run_cli(main) -> None:
     """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2."""
     import sys  # noqa: PLC0415

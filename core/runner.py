@@ -23,6 +23,7 @@ from typing import NamedTuple
 from core import claims
 from core.context import FitContext
 from core.data import Dataset
+from core.errors import LeakageError
 from core.evaluate import EvalResult, evaluate
 from core.paths import results_dir
 from core.records import read_record, record_path, run_id, write_record
@@ -65,7 +66,7 @@ class Outcome(NamedTuple):
     holder: claims.Claim | None = None
 
 
-def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0) -> Outcome:
+def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0, audit: bool = False) -> Outcome:
     """Run `spec` under its claim, unless another live driver holds it or its record appeared meanwhile."""
     rid = spec_run_id(spec)
     with claims.held(spec.suite, rid, log) as (got, claim):
@@ -76,7 +77,7 @@ def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0) -> Outcome:
         folder = glob.escape(str(results_dir(spec.suite)))
         for tmp in glob.glob(f"{folder}/.{glob.escape(rid)}.*.tmp"):  # temp files of a killed writer of this run
             Path(tmp).unlink(missing_ok=True)
-        return Outcome("ran", record=run_one(spec, log))
+        return Outcome("ran", record=run_one(spec, log, audit))
 
 
 _HOOK_COUNTS: Counter[str] = Counter()
@@ -92,8 +93,12 @@ def _test_hook(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_one(spec: RunSpec, log=print) -> dict:
-    """Fit and evaluate one spec; write and return its record."""
+def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
+    """Fit and evaluate one spec; write and return its record.
+
+    `audit`: fit under `core.audit` (guarded split, nested fits recorded) and run its leakage checks before
+    anything is written; a problem raises `LeakageError` listing them and leaves no record. The record then
+    carries `audit: {"checked": true, "problems": []}`."""
     rid = spec_run_id(spec)
     start = time.perf_counter()
     split = cached_split(spec.dataset, spec.split, spec.seed, spec.split_params)
@@ -102,8 +107,18 @@ def run_one(spec: RunSpec, log=print) -> dict:
     model = model_class(spec.model)(spec.config)
     ctx = FitContext(split.dataset, split, spec.seed, spec.eval, Path(work_dir), log=log)
     t0 = time.perf_counter()
-    fit_info = model.fit(ctx) or {}
-    fit_seconds = time.perf_counter() - t0
+    if audit:
+        from core.audit import audit_run, fit_audited  # noqa: PLC0415
+
+        fit_info, actx, fits = fit_audited(model, ctx)
+        fit_seconds = time.perf_counter() - t0
+        problems = audit_run(model, actx, fits)
+        if problems:
+            raise LeakageError(f"{rid}: leakage audit failed, no record written:\n  " + "\n  ".join(problems))
+        log(f"{rid}: leakage audit clean")
+    else:
+        fit_info = model.fit(ctx) or {}
+        fit_seconds = time.perf_counter() - t0
     _test_hook("after-fit")
     ev = spec.eval
     valid = evaluate(model, split, "valid", ev.ks, batch_users=ev.batch_users,
@@ -112,6 +127,8 @@ def run_one(spec: RunSpec, log=print) -> dict:
                     max_train_interactions=ev.max_train_interactions)
     record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds)
     record["wall_seconds"] = time.perf_counter() - start
+    if audit:
+        record["audit"] = {"checked": True, "problems": []}
     _test_hook("before-record")
     write_record(record, per_user_arrays(test, valid))
     _test_hook("after-record")

@@ -207,3 +207,23 @@ def test_masking_problems_are_caught(split, tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "evaluate", lambda m, s, part, ks, exclude_valid, *a, **k: real(
         m, s, part, ks, not exclude_valid, *a, **k))  # an evaluator that gets exclude_valid backwards
     assert any("exclusions are not the protocol's" in p for p in check_masking(pop, ctx))
+
+
+def test_driver_audit_flag_refuses_to_record_a_leaky_run(tmp_path, monkeypatch):
+    """`run.py --audit` path: a clean run's record says it was audited; a leaky model raises LeakageError naming
+    the problem, and no record is written."""
+    import core.runner as runner
+    from core.errors import LeakageError
+    from core.records import load_records
+    from core.suite import SuiteConfig, plan
+
+    monkeypatch.setenv("GENREC_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    spec = plan(SuiteConfig(name="audit-t", version=1, models=["pop"]))[0]
+    record = runner.run_one(spec, log=lambda m: None, audit=True)
+    assert record["audit"] == {"checked": True, "problems": []}
+    (tmp_path / "results" / "audit-t" / f"{record['run_id']}.json").unlink()
+    monkeypatch.setattr(runner, "model_class", lambda name: SmugglingPop)
+    with pytest.raises(LeakageError, match="Pop.counts"):
+        runner.run_one(spec, log=lambda m: None, audit=True)
+    assert load_records("audit-t") == []

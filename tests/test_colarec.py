@@ -10,6 +10,7 @@ import torch
 
 from core.context import EvalConfig, FitContext
 from core.data import from_frame
+from core.errors import ConfigError
 from core.splits import make_split
 from zoo.colarec import beam
 from zoo.colarec.model import ColaRec
@@ -278,3 +279,39 @@ def test_phones_release_with_official_gids_trains_and_evaluates(phones_dir, tmp_
     assert res.counters["excluded_recommended"] == 0 and res.counters["duplicates"] == 0
     assert model.counters["invalid_generations"] == 0
     assert 0.0 <= res.means()["ndcg@20"] <= 1.0
+
+
+def test_network_and_beam_search_create_no_tensor_off_their_inputs_device():
+    """The GPU path without a GPU: inside `torch.device("meta")` every tensor created without an explicit device
+    lands on `meta`, and an op mixing it with the real (CPU) inputs raises. So a tensor made on the default device
+    inside the network or the beam search (the bug that kept ColaRec CPU-only) fails this test; tensors made with
+    `device=<input>.device` pass. All loss terms (each switch off in turn), decoding and exhaustive scoring run."""
+    ds, split = synthetic()
+    m = built(split)
+    batch = _batch(m)
+    x = m.data.user_batch(np.arange(4))
+    with torch.no_grad():
+        plain = m.net.losses(batch, m.loss_weights())["total"]
+        items, score, _ = beam.beam_search(m.net, m.net.encode(x, 1), x.mask, m.index, 5)
+        with torch.device("meta"):
+            for switch in (None, "index_task", "bpr", "contrastive"):
+                terms = m.net.losses(batch, {**m.loss_weights(), **({switch: False} if switch else {})})
+                assert terms["total"].device.type == "cpu" and terms["index_pos"].device.type == "cpu"
+            assert torch.equal(m.net.losses(batch, m.loss_weights())["total"], plain)
+            states = m.net.encode(x, 1)
+            again, again_score, _ = beam.beam_search(m.net, states, x.mask, m.index, 5)
+            full = beam.exhaustive_scores(m.net, states, x.mask, m.net.codes)
+    assert torch.equal(items, again) and torch.equal(score, again_score) and full.device.type == "cpu"
+
+
+def test_device_setting_is_checked_and_the_trie_moves_with_the_model():
+    with pytest.raises(ConfigError, match="colarec device 'tpu'"):
+        ColaRec(ColaRec.Config(device="tpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no such CUDA device"):
+            ColaRec(ColaRec.Config(device="cuda"))
+    ds, split = synthetic()
+    m = built(split)
+    assert m.device == torch.device("cpu") and all(t.device == m.device for t in m.index.child + m.index.allowed)
+    idx = m.index.to("meta")
+    assert all(t.device.type == "meta" for t in idx.child + idx.allowed)

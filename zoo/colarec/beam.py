@@ -39,6 +39,12 @@ class PrefixIndex:
             self.child.append(torch.from_numpy(child))
             self.allowed.append(torch.from_numpy(child >= 0))
 
+    def to(self, device: torch.device | str) -> PrefixIndex:
+        """Move the trie tables to `device` (in place; returns self)."""
+        self.child = [t.to(device) for t in self.child]
+        self.allowed = [t.to(device) for t in self.allowed]
+        return self
+
 
 @torch.no_grad()
 def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixIndex, beam: int,
@@ -51,9 +57,10 @@ def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixInde
     """
     b = states.shape[0]
     kv = net.cross_kv(states)
-    rows = torch.zeros(b, 1, dtype=torch.long)  # prefix row of every live beam
-    score = torch.zeros(b, 1)
-    seq = torch.zeros(b, 1, 1, dtype=torch.long)  # decoder inputs, starting with 0
+    dev = states.device  # the trie tables must live there too (`PrefixIndex.to`)
+    rows = torch.zeros(b, 1, dtype=torch.long, device=dev)  # prefix row of every live beam
+    score = torch.zeros(b, 1, device=dev)
+    seq = torch.zeros(b, 1, 1, dtype=torch.long, device=dev)  # decoder inputs, starting with 0
     k1 = index.K + 1
     invalid = 0
     for t in range(index.length):
@@ -76,7 +83,7 @@ def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixInde
 def exhaustive_scores(net, states: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor,
                       logit_scale: float = 1.0, chunk: int = 4096) -> torch.Tensor:
     """Summed log-prob of every item's full GID for every user, by teacher forcing: `[B, n_items]`."""
-    out = torch.empty(states.shape[0], codes.shape[0])
+    out = torch.empty(states.shape[0], codes.shape[0], device=states.device)
     for u in range(states.shape[0]):
         for lo in range(0, codes.shape[0], chunk):
             c = codes[lo : lo + chunk]
@@ -89,7 +96,7 @@ def exhaustive_scores(net, states: torch.Tensor, mask: torch.Tensor, codes: torc
 
 def drop_seen(items: torch.Tensor, seen_rows, k: int) -> tuple[np.ndarray, int]:
     """Remove excluded items (a CSR row per user) from ranked lists; returns `[B, k]` (-1 pad), #short lists."""
-    items = items.numpy()
+    items = items.cpu().numpy()
     out = np.full((len(items), k), -1, dtype=np.int64)
     short = 0
     for r in range(len(items)):

@@ -33,8 +33,10 @@ per-rank means, then an all-reduce); `tests/test_distributed.py` checks 1e-5 rel
 dropout > 0 the masks differ from a one-process run (every rank seeds torch alike), so curves then agree only in
 distribution.
 
-Backend: gloo (CPU). ColaRec's network and beam search in this repository run on CPU only (they create CPU
-tensors and autocast on "cpu"), so `--backend nccl` is refused until they are made device-aware.
+Backends: `gloo` trains on CPU (tested: `tests/test_distributed.py`). `nccl` trains on GPUs, one per process:
+rank r uses `cuda:$LOCAL_RANK` (`ColaRec.Config.device`), batches are built on the CPU and moved there, DDP gets
+`device_ids=[LOCAL_RANK]`; it is refused with a clear message where CUDA is absent. The GPU path has not been run
+in this repository's CI (no GPU there): see the README's Reliability section.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def shard_rows(n: int, rank: int, world: int) -> np.ndarray:
 def shard_batch(batch: dict, rows: np.ndarray) -> dict:
     """The rows `rows` of a `TrainData.batch`: user inputs, each block of item inputs (pos, neg[, aug]), codes."""
     b = len(batch["user"])
-    idx = torch.as_tensor(rows, dtype=torch.long)
+    idx = torch.as_tensor(rows, dtype=torch.long, device=batch["pos_codes"].device)
     blocks = len(batch["items"]) // b
     item_idx = torch.cat([idx + k * b for k in range(blocks)])
     return {"user": _rows(batch["user"], idx), "items": _rows(batch["items"], item_idx),
@@ -101,7 +103,9 @@ class DDPHooks:
             raise RuntimeError(f"colarec DDP: ranks built different GIDs / item tokens ({digests}); share "
                                "GENREC_CACHE between nodes so that every rank reads rank 0's tokenizer and GIDs")
         # the uad table is only used by the contrastive inputs: without them DDP must look for unused parameters
+        cuda = model.device.type == "cuda"
         self.ddp = nn.parallel.DistributedDataParallel(_Losses(model.net), broadcast_buffers=False,
+                                                       device_ids=[model.device.index] if cuda else None,
                                                        find_unused_parameters=not model.cfg.contrastive)
 
     def losses(self, net: nn.Module, batch: dict, w: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -165,6 +169,8 @@ def build_configs(args: argparse.Namespace):
     eval_over = {k.partition(".")[2]: v for k, v in over.items() if k.startswith("eval.")}
     model_over = {k: v for k, v in over.items() if not k.startswith("eval.")}
     preset = {"preset": args.preset} if args.preset else {}
+    if args.backend == "nccl":  # one GPU per process
+        preset["device"] = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     cfg = build(ColaRec.Config, *model_layers("colarec", args.dataset), preset, model_over, where="colarec")
     return cfg, build(EvalConfig, eval_over, where="eval")
 
@@ -213,9 +219,11 @@ def train(args: argparse.Namespace, rank: int, world: int) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.backend == "nccl" and not torch.cuda.is_available():
+        sys.exit("zoo.colarec.distributed: --backend nccl needs CUDA GPUs (torch.cuda.is_available() is False "
+                 "here); use --backend gloo on CPU")
     if args.backend == "nccl":
-        sys.exit("zoo.colarec.distributed: ColaRec trains on CPU only in this repository (network.py and beam.py "
-                 "create CPU tensors); use --backend gloo")
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if "MASTER_ADDR" not in os.environ:  # plain `python -m`: a world of one
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("MASTER_PORT", "29517"))

@@ -11,14 +11,14 @@ length limits from `seq_type`; any field set explicitly wins. Deviations from th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from core.config import to_dict
+from core.config import NEUTRAL_DEFAULT, to_dict
 from core.util import seed_everything
 from zoo.colarec import beam, train
 from zoo.colarec.samples import SEQ_TYPES, InputBuilder, Limits, TrainData
@@ -45,6 +45,8 @@ class ColaRec:
         gid_variant: str = "lightgcn"
         K: int = 32
         gid_length: int = 3
+        gid_clusterer: Literal["kmeans-constrained", "balanced"] = field(default="kmeans-constrained",
+                                                                          metadata=NEUTRAL_DEFAULT)
         d_model: int | None = None
         num_layers: int | None = None
         num_decoder_layers: int | None = None
@@ -78,6 +80,7 @@ class ColaRec:
         max_beam: int = 100
         eval_batch_users: int = 64
         logit_scale: float = 1.0
+        device: str = field(default="cpu", metadata=NEUTRAL_DEFAULT)  # cpu | cuda | cuda:N (train + decode there)
         resume_from: str | None = None
         progress: bool = True
 
@@ -93,6 +96,7 @@ class ColaRec:
     def __init__(self, config: Config):
         self.config = config
         self.cfg = config.resolved()
+        self.device = _device(self.cfg.device)
         self.gid_codes: np.ndarray | None = None  # set before fit() to bypass build_gids (tests, ablations)
         self.net = self.data = self.tokenizer = self.index = None
         self.counters = {"invalid_generations": 0, "users_short_of_k": 0, "users_ranked": 0}
@@ -116,7 +120,7 @@ class ColaRec:
         from zoo.colarec.gid import build_gids  # noqa: PLC0415
 
         g = build_gids(ctx.split, variant=self.cfg.gid_variant, K=self.cfg.K, length=self.cfg.gid_length,
-                       seed=ctx.seed)
+                       seed=ctx.seed, clusterer=self.cfg.gid_clusterer)
         return g.codes, {"variant": self.cfg.gid_variant, **getattr(g, "diagnostics", {})}
 
     def build(self, split, codes: np.ndarray, tokenizer: ItemTokenizer | None = None) -> None:
@@ -129,8 +133,9 @@ class ColaRec:
         limits = Limits(cfg.max_item_num, cfg.max_token_num, cfg.max_infor_len, cfg.sample_item_num)
         item_tokens = self.tokenizer.encode_items(split.dataset.item_text, cfg.max_infor_len - 1)
         self.data = TrainData(split, codes, InputBuilder(item_tokens, self.tokenizer, limits), limits)
-        self.index = beam.PrefixIndex(codes, cfg.K)
+        self.index = beam.PrefixIndex(codes, cfg.K).to(self.device)
         self.net = ColaRecNet(self._t5_config(), split.n_items, split.n_users, torch.from_numpy(codes), cfg.K)
+        self.net.to(self.device)
 
     def _t5_config(self):
         from transformers import T5Config  # noqa: PLC0415
@@ -197,8 +202,8 @@ class ColaRec:
         out = np.full((len(users), k), -1, dtype=np.int64)
         step = self.cfg.eval_batch_users
         for lo in range(0, len(users), step):
-            x = self.data.user_batch(users[lo : lo + step])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.use_bf16(self.cfg)):
+            x = self.data.user_batch(users[lo : lo + step]).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=train.use_bf16(self.cfg)):
                 states = self.net.encode(x, 1)
                 items, _, invalid = beam.beam_search(self.net, states, x.mask, self.index, width,
                                                      self.cfg.logit_scale)
@@ -207,6 +212,23 @@ class ColaRec:
             self.counters["users_short_of_k"] += short
             self.counters["users_ranked"] += len(x)
         return out
+
+
+def _device(name: str) -> torch.device:
+    """`Config.device` checked: a CUDA device must exist (no silent fallback to CPU)."""
+    from core.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"colarec device '{name}': expected cpu, cuda or cuda:N ({e})") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"colarec device '{name}': expected cpu, cuda or cuda:N")
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"colarec device '{name}': no such CUDA device here "
+                          f"(torch.cuda.device_count() = {torch.cuda.device_count()})")
+    return device
 
 
 def _codes_from(directory: Path) -> np.ndarray:

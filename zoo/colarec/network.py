@@ -53,7 +53,7 @@ class ColaRecNet(nn.Module):
         e = self.shared(x.ids)
         d = e.shape[-1]
         e = e.scatter(1, x.iad_pos.unsqueeze(-1).expand(-1, -1, d), self.iad(x.iad_ids))
-        prompt = self.prompt(torch.full((e.shape[0], 1), task, dtype=torch.long))
+        prompt = self.prompt(torch.full((e.shape[0], 1), task, dtype=torch.long, device=e.device))
         e = torch.cat([prompt, e[:, 1:]], 1)
         has_user = x.uad_pos >= 0
         if has_user.any():
@@ -68,7 +68,7 @@ class ColaRecNet(nn.Module):
     @staticmethod
     def pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """h(X): the state at the `</s>` token."""
-        return states[torch.arange(states.shape[0]), mask.sum(1) - 1]
+        return states[torch.arange(states.shape[0], device=states.device), mask.sum(1) - 1]
 
     # ----- decoder -----------------------------------------------------------------------------------------
     def _dec_embed(self, dec_ids: torch.Tensor) -> torch.Tensor:
@@ -108,7 +108,7 @@ class ColaRecNet(nn.Module):
         b = kv[0][0].shape[0]
         neg = torch.finfo(torch.float32).min
         enc_bias = torch.where(mask.bool(), 0.0, neg)[:, None, None, :]
-        causal = torch.full((t, t), neg).triu(1)
+        causal = torch.full((t, t), neg, device=x.device).triu(1)
         bias = None
         for block, (k_enc, v_enc) in zip(self.decoder.block, kv, strict=True):
             sa, ca, ff = block.layer
@@ -138,7 +138,7 @@ class ColaRecNet(nn.Module):
         b = len(user)
         u_states = self.encode(user, 1)
         terms = {"rec": self._ce(self.gid_logits(u_states, user.mask, pos), pos)}
-        zero = torch.zeros((), dtype=torch.float32)
+        zero = torch.zeros((), dtype=torch.float32, device=pos.device)
         need_items = w["index_task"] or w["bpr"] or w["contrastive"]
         i_states = self.encode(items, 0) if need_items else None
         if w["index_task"]:

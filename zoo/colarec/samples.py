@@ -48,6 +48,16 @@ class EncBatch:
     def __len__(self) -> int:
         return self.ids.shape[0]
 
+    def to(self, device: torch.device | str) -> EncBatch:
+        """The same batch on `device` (a no-op on the device it is on)."""
+        return EncBatch(*(t.to(device, non_blocking=True) for t in (self.ids, self.mask, self.iad_pos,
+                                                                    self.iad_ids, self.uad_pos, self.uad_ids)))
+
+
+def batch_to(batch: dict, device: torch.device | str) -> dict:
+    """A `TrainData.batch` (encoder inputs and code tensors) moved to `device`."""
+    return {k: v.to(device) if isinstance(v, EncBatch | torch.Tensor) else v for k, v in batch.items()}
+
 
 class InputBuilder:
     """Builds encoder rows from item token arrays (computed once) and the special ids of the tokenizer."""

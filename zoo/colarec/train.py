@@ -24,6 +24,7 @@ from safetensors.torch import load, save
 from tqdm.auto import tqdm
 
 from core.util import atomic_write_bytes, atomic_write_text
+from zoo.colarec.samples import batch_to
 
 
 class TrainingDiverged(RuntimeError):
@@ -33,7 +34,7 @@ class TrainingDiverged(RuntimeError):
 def save_checkpoint(directory: Path, model, state: dict, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Write `model.safetensors`, `config.json` (model + run state) and the tokenizer into `directory`."""
     directory = Path(directory)
-    tensors = {k: v.detach().contiguous() for k, v in model.net.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
     atomic_write_bytes(directory / "model.safetensors", save(tensors))
     if optimizer is not None:
         flat, groups = _flatten_optimizer(optimizer)
@@ -59,7 +60,7 @@ def load_checkpoint(directory: Path, net: torch.nn.Module, optimizer: torch.opti
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict, list]:
     sd = opt.state_dict()
-    flat = {f"{pid}.{name}": torch.as_tensor(v).contiguous() for pid, st in sd["state"].items()
+    flat = {f"{pid}.{name}": torch.as_tensor(v).cpu().contiguous() for pid, st in sd["state"].items()
             for name, v in st.items()}
     return flat, sd["param_groups"]
 
@@ -73,12 +74,14 @@ def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict, groups: list) -> 
 
 
 def use_bf16(cfg) -> bool:
-    """`cfg.bf16`, or when null: on only where the CPU has native bf16 matmuls (AMX / AVX512-BF16).
-
-    Without them (e.g. AVX2-only CPUs) PyTorch emulates bf16 and autocast makes training ~5x slower.
+    """`cfg.bf16`, or when null: on a GPU where it supports bf16, on a CPU only where it has native bf16 matmuls
+    (AMX / AVX512-BF16). Without them (e.g. AVX2-only CPUs) PyTorch emulates bf16 and autocast makes training
+    ~5x slower.
     """
     if cfg.bf16 is not None:
         return cfg.bf16
+    if torch.device(cfg.device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -161,7 +164,8 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
     bar = tqdm(total=n_steps, desc=f"colarec epoch {epoch}", disable=not show, leave=False)
     for step in range(n_steps):
         batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng, w["contrastive"])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(cfg)):
+        batch = batch_to(batch, model.device)  # built on CPU (numpy sampling), trained where the net lives
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg)):
             if dist is None:
                 terms = net.losses(batch, w)
                 loss = terms["total"]
