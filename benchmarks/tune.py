@@ -34,13 +34,12 @@ from core.tuning import (  # noqa: E402
     PRUNERS,
     TuneJob,
     counts,
-    default_storages,
     display_url,
     export_best,
     load_space,
     tune,
-    write_report,
 )
+from core.tuning_report import default_storages, write_report  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

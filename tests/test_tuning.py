@@ -39,8 +39,8 @@ from core.tuning import (
     search_path,
     tune,
     tuned_layer,
-    write_report,
 )
+from core.tuning_report import write_report
 from tests.conftest import synthetic_dataset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
