@@ -231,3 +231,27 @@ def test_pyg_fast_propagation_equals_pyg_get_embedding_in_value_and_gradient(tin
     (g_fast,) = torch.autograd.grad((propagate(model.model, model.adj) * weights).sum(),
                                     model.model.embedding.weight)
     torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_benchmark_files_are_reused_for_the_same_split_and_rewritten_when_damaged(small_split, tmp_path):
+    """The adapter's fixed cost: a second fit of the same split reuses the files (same inode: no rewrite), identical to a
+    fresh write; a truncated file or a marker of another split means a rewrite."""
+    import json
+
+    from baselines.recbole_models import write_benchmark
+
+    folder = tmp_path / "b"
+    counts = write_benchmark(small_split, folder, "x")
+    train = folder / "x.train.inter"
+    first = {p.name: p.read_bytes() for p in folder.glob("x.*.inter")}
+    inode = train.stat().st_ino
+    assert write_benchmark(small_split, folder, "x") == counts and train.stat().st_ino == inode
+    assert counts == [len(small_split.frame(p)) for p in ("train", "valid", "test")]
+    train.write_bytes(first["x.train.inter"][:50])  # truncated behind the marker's back
+    assert write_benchmark(small_split, folder, "x") == counts
+    assert {p.name: p.read_bytes() for p in folder.glob("x.*.inter")} == first
+    marker = folder / "x.done.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "split_hash": "other"}))
+    inode = train.stat().st_ino
+    write_benchmark(small_split, folder, "x")
+    assert train.stat().st_ino != inode and json.loads(marker.read_text())["split_hash"] == small_split.hash
