@@ -5,7 +5,8 @@ The pieces live next door: `tokenizer.py` (item text -> ids), `samples.py` (enco
 GIDs come from `zoo.colarec.gid.build_gids` (or the release's official codes with `gid_variant: official`).
 
 Size fields left at `null` take their value from the `preset` (`paper`, `cpu`, `quick`, `tiny`), and the
-length limits from `seq_type`; any field set explicitly wins. Deviations from the official code: NOTES.md.
+length limits from `seq_type`; any field set explicitly wins. Deviations from the official code: the
+README's "Differences from the official code".
 """
 
 from __future__ import annotations
