@@ -134,7 +134,8 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
 
     A profile's `split_models: {split: {model or "*": overrides}}` layers over its `models` on that split only
     (e.g. a longer early-stopping patience under `loo`, whose validation holds one item per user).
-    Seeds of a (model, split): `--seeds` > the profile's `model_seeds[model]` > its `split_seeds[split]` > the
+    Seeds of a run: `--seeds` > the profile's `model_seeds["<model>/<variant>"]` > `model_seeds[model]` > its
+    `split_seeds[split]` > the
     profile's / suite's `seeds`.
     """
     if suite.profiles and profile not in suite.profiles:
@@ -189,7 +190,9 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
                               split_models.get(m, {}), tuned, var_over, per_model[m]]
                     cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
                     split_seeds = (prof.get("split_seeds") or {}).get(split, seeds)
-                    model_seeds = seeds if seeds_given else (prof.get("model_seeds") or {}).get(m, split_seeds)
+                    by_model = prof.get("model_seeds") or {}
+                    model_seeds = seeds if seeds_given else by_model.get(f"{m}/{variant}",
+                                                                         by_model.get(m, split_seeds))
                     specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,
                                          s, cfg, var_eval, tuned_from) for s in model_seeds)
     return specs

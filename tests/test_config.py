@@ -93,20 +93,21 @@ def test_tuned_true_layers_the_exported_config_between_profile_and_variant(tmp_p
 
 def test_variant_tuned_only_splits_and_per_split_seeds_and_models(tmp_path, monkeypatch):
     """`main` layout: a `tuned` variant on one split only (skipped for pop, which has nothing to tune), fewer
-    seeds on a second split, and a per-split model layer (longer patience under loo)."""
+    seeds on a second split, seeds for one (model, variant) (over the split's), and a per-split model layer
+    (longer patience under loo)."""
     monkeypatch.setenv("GENREC_TUNED", str(tmp_path))
     (tmp_path / "lightgcn-pyg-ml-100k-colarec.yaml").write_text("learning_rate: 0.005\n")
     suite = SuiteConfig(name="t", version=1, models=["pop", "lightgcn-pyg"], split=["colarec", "loo"],
                         seeds=[0, 1], variants={"*": {"default": {}, "tuned": {"tuned": True,
                                                                                "only_splits": ["colarec"]}}},
-                        profiles={"quick": {"split_seeds": {"loo": [0]},
+                        profiles={"quick": {"split_seeds": {"loo": [0]}, "model_seeds": {"pop/default": [1]},
                                             "split_models": {"loo": {"lightgcn-pyg": {"stopping_step": 50}}}}})
     specs = plan(suite)
     got = [(s.model, s.variant, s.split, s.seed) for s in specs]
-    assert got == [("pop", "default", "colarec", 0), ("pop", "default", "colarec", 1),
+    assert got == [("pop", "default", "colarec", 1),
                    ("lightgcn-pyg", "default", "colarec", 0), ("lightgcn-pyg", "default", "colarec", 1),
                    ("lightgcn-pyg", "tuned", "colarec", 0), ("lightgcn-pyg", "tuned", "colarec", 1),
-                   ("pop", "default", "loo", 0), ("lightgcn-pyg", "default", "loo", 0)]
+                   ("pop", "default", "loo", 1), ("lightgcn-pyg", "default", "loo", 0)]
     by = {(s.model, s.variant, s.split, s.seed): s for s in specs}
     tuned, default = by["lightgcn-pyg", "tuned", "colarec", 0], by["lightgcn-pyg", "default", "colarec", 0]
     assert tuned.config.learning_rate == 0.005 and default.config.learning_rate != 0.005
@@ -114,6 +115,7 @@ def test_variant_tuned_only_splits_and_per_split_seeds_and_models(tmp_path, monk
     assert by["lightgcn-pyg", "default", "loo", 0].config.stopping_step == 50
     assert default.config.stopping_step == 10
     assert [s.split for s in plan(suite, splits=["loo"])] == ["loo", "loo"]
+    assert [s.seed for s in plan(suite, seeds=[5], models=["pop"])] == [5, 5]  # --seeds wins
     assert {s.variant for s in plan(suite, variants=["tuned"])} == {"tuned"}
     with pytest.raises(ConfigError, match="unknown split of suite t 'lo'; did you mean 'loo'"):
         plan(suite, splits=["lo"])
