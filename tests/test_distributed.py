@@ -106,3 +106,11 @@ def test_two_gloo_processes_match_one_process(one_thread, tmp_path, monkeypatch)
             assert abs(a[k] - b[k]) <= RTOL * abs(a[k]) + 1e-8, (a["epoch"], k, a[k], b[k])
     assert (tmp_path / "ddp" / "colarec-best" / "model.safetensors").is_file()
     assert set(summary["metrics"]) == set(summary["valid_metrics"]) and "ndcg@10" in summary["metrics"]
+
+
+def test_nccl_without_cuda_exits_with_one_clear_message(monkeypatch):
+    from zoo.colarec.distributed import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="--backend nccl needs CUDA GPUs"):
+        main(["--dataset", "ml-100k", "--backend", "nccl"])
