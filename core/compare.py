@@ -7,6 +7,7 @@ Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided; p = 1 when all diffe
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.records import load_arrays
+from core.util import atomic_write_bytes
 
 TEST_NAME = "Wilcoxon signed-rank test over users (two-sided, per-user values averaged over seeds)"
 
@@ -77,9 +79,8 @@ def plot_groups(df, path: Path, metric: str = "ndcg@20", groups: tuple[str, ...]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    buf = io.BytesIO()  # rendered in memory, then written atomically under a unique temp name: two drivers
+    fig.savefig(buf, format="png")  # finishing the same suite at once must not share one temp file
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return path
