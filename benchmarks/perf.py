@@ -490,7 +490,9 @@ def write(only: list[str] | None) -> None:
           f"- git sha: `{git_sha()}`; torch {torch.__version__}, {torch.get_num_threads()} threads",
           f"- CPU: {_cpu_name()}; load average (1 min) when the run started: {LOAD_AT_START:.2f} "
           "(other processes compete for the cores when this is above ~0.5: numbers are then lower bounds)",
-          f"- command: `{cmd}`", "",
+          f"- command: `{cmd}`"
+          + (f" (rows of the other sections are kept from earlier runs of `python benchmarks/perf.py`; the load "
+             "average above is this run's)" if only else ""), "",
           tabulate(df.values.tolist(), ["name", "value", "unit", "note"], tablefmt="github",
                    floatfmt=".4g")]
     atomic_write_text(md_path, "\n".join(md) + "\n")
