@@ -491,7 +491,7 @@ def write(only: list[str] | None) -> None:
           f"- CPU: {_cpu_name()}; load average (1 min) when the run started: {LOAD_AT_START:.2f} "
           "(other processes compete for the cores when this is above ~0.5: numbers are then lower bounds)",
           f"- command: `{cmd}`"
-          + (f" (rows of the other sections are kept from earlier runs of `python benchmarks/perf.py`; the load "
+          + (" (rows of the other sections are kept from earlier runs of `python benchmarks/perf.py`; the load "
              "average above is this run's)" if only else ""), "",
           tabulate(df.values.tolist(), ["name", "value", "unit", "note"], tablefmt="github",
                    floatfmt=".4g")]
