@@ -458,8 +458,8 @@ def bench_recbole() -> None:
             t_adapter = min(t_adapter, time.perf_counter() - t)
     row("recbole_wrapper_overhead", t_adapter / t_bare, "x",
         f"MF (BPR) on ml-100k, {epochs} epochs with validation each epoch: adapter {t_adapter:.2f} s vs bare RecBole "
-        f"{t_bare:.2f} s (config to trained model; adapter also checks the benchmark files (written once per split), restores the best checkpoint and "
-        f"builds id maps)")
+        f"{t_bare:.2f} s (config to trained model; adapter also checks the benchmark files (written once per "
+        "split), restores the best checkpoint and builds id maps)")
 
 
 LOAD_AT_START = os.getloadavg()[0]
