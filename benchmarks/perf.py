@@ -68,23 +68,18 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
 PEAK: dict[str, float] = {}
 
 
-def _native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
-
-
 @section
 def bench_matmul() -> None:
+    from zoo.colarec.train import cpu_has_native_bf16
+
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        native = name == "fp32" or cpu_has_native_bf16()
         # bf16 is emulated on CPUs without AMX/AVX512-BF16 (~50x slower): smaller squares keep it to seconds
-        sizes = (256, 512) if SMOKE else ((2048, 4096) if name == "fp32" or _native_bf16() else (1024, 2048))
+        sizes = (256, 512) if SMOKE else ((2048, 4096) if native else (1024, 2048))
         PEAK[name] = max(matmul_gflops(dtype, n) for n in sizes)
         row(f"matmul_peak_{name}_gflops", PEAK[name], "GFLOP/s",
             f"best of square {sizes[0]}/{sizes[1]} matmuls, {torch.get_num_threads()} threads"
-            + ("" if name == "fp32" or _native_bf16() else "; bf16 emulated (no amx_bf16/avx512_bf16 on this CPU)"))
+            + ("" if native else "; bf16 emulated (no amx_bf16/avx512_bf16 on this CPU)"))
 
 
 @section
@@ -467,14 +462,12 @@ LOAD_AT_START = os.getloadavg()[0]
 
 def _cpu_name() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                isa = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {f}" in flags]
-                return f"{line.split(':', 1)[1].strip()} ({', '.join(isa) or 'no AVX2'})"
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return "unknown"
+        return "unknown"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    isa = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {f}" in info]
+    return f"{names[0] if names else 'unknown'} ({', '.join(isa) or 'no AVX2'})"
 
 
 def write(only: list[str] | None) -> None:

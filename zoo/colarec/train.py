@@ -82,6 +82,11 @@ def use_bf16(cfg) -> bool:
         return cfg.bf16
     if torch.device(cfg.device).type == "cuda":
         return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether /proc/cpuinfo lists AMX or AVX512-BF16 (bf16 matmuls in hardware rather than emulated)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
