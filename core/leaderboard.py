@@ -94,9 +94,9 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     if meta.get("tuned"):
         lines[-3:-3] = ["- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
                         + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"])]
-    multi = df["split"].nunique() > 1  # a split column only when the suite has several
-    headers = ["model", "variant", "dataset", *(["split"] if multi else []), "seeds", *MD_METRICS, "fit s"]
-    body = [[r.model, r.variant, r.dataset, *([r.split] if multi else []), r.n_seeds,
+    key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
+    headers = [*key_cols, "seeds", *MD_METRICS, "fit s"]
+    body = [[*(r[c] for c in key_cols), r.n_seeds,
              *[_cell(r[m], r[f"{m}_std"]) for m in MD_METRICS],
              "" if math.isnan(r.fit_seconds) else f"{r.fit_seconds:.0f}"]
             for _, r in df.iterrows()]
@@ -104,10 +104,8 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     lines += ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "
               "`q1`..`q5` = activity quintiles)", ""]
     gcols = [f"{g}/{m}" for m in MD_GROUP_METRICS for g in GROUPS]
-    body = [[r.model, r.variant, r.dataset, *([r.split] if multi else []), *[_cell(r[c], math.nan) for c in gcols]]
-            for _, r in df.iterrows()]
-    lines.append(tabulate(body, ["model", "variant", "dataset", *(["split"] if multi else []), *gcols],
-                          tablefmt="github",
+    body = [[*(r[c] for c in key_cols), *[_cell(r[c], math.nan) for c in gcols]] for _, r in df.iterrows()]
+    lines.append(tabulate(body, [*key_cols, *gcols], tablefmt="github",
                           disable_numparse=True))
     if meta.get("plot"):
         lines += ["", f"![NDCG@20 by user-activity group]({meta['plot']})", "",

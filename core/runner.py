@@ -111,14 +111,14 @@ def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
         from core.audit import audit_run, fit_audited  # noqa: PLC0415
 
         fit_info, actx, fits = fit_audited(model, ctx)
-        fit_seconds = time.perf_counter() - t0
+    else:
+        fit_info = model.fit(ctx) or {}
+    fit_seconds = time.perf_counter() - t0
+    if audit:
         problems = audit_run(model, actx, fits)
         if problems:
             raise LeakageError(f"{rid}: leakage audit failed, no record written:\n  " + "\n  ".join(problems))
         log(f"{rid}: leakage audit clean")
-    else:
-        fit_info = model.fit(ctx) or {}
-        fit_seconds = time.perf_counter() - t0
     _test_hook("after-fit")
     ev = spec.eval
     valid = evaluate(model, split, "valid", ev.ks, batch_users=ev.batch_users,

@@ -41,7 +41,7 @@ from zoo.colarec.balanced import balanced_kmeans
 
 VARIANTS = ("lightgcn", "mf", "random", "semantic", "official")
 KMEANS_ARGS = {"max_iter": 300, "n_init": 10}  # the authors' settings
-CLUSTERERS = ("kmeans-constrained", "balanced")  # reference (authors') and our fast price-based one (balanced.py)
+CLUSTERERS = ("kmeans-constrained", "balanced")  # the authors' (reference) and our faster one (balanced.py)
 CACHE_VERSION = 1
 
 
