@@ -27,7 +27,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
-from core.errors import ConfigError, DataError
+from genrec.common.errors import ConfigError, DataError
 
 
 class PygLightGCN:

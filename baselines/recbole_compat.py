@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import DataError
+from genrec.common.errors import DataError
 
 # Names RecBole 1.2.1 reads from numpy, and what they meant before NumPy removed them.
 NUMPY_ALIASES: dict[str, Any] = {

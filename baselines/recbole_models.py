@@ -34,9 +34,9 @@ import pandas as pd
 import torch
 
 from baselines import recbole_compat as compat
-from core.errors import ConfigError, DataError
-from core.splits import PARTS, Split
-from core.util import atomic_write_text
+from genrec.common.errors import ConfigError, DataError
+from genrec.common.util import atomic_write_text
+from genrec.data.splits import PARTS, Split
 
 RECBOLE_METRICS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR", "hit": "Hit", "precision": "Precision"}
 _UNIFORM_NEG = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}

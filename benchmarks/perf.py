@@ -30,8 +30,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from core.paths import leaderboard_dir  # noqa: E402
-from core.util import atomic_write_text, git_sha  # noqa: E402
+from genrec.common.paths import leaderboard_dir  # noqa: E402
+from genrec.common.util import atomic_write_text, git_sha  # noqa: E402
 
 ROWS: list[dict] = []
 SMOKE = False  # --smoke: minimum sizes, nothing written
@@ -84,10 +84,10 @@ def bench_matmul() -> None:
 
 @section
 def bench_eval() -> None:
-    from core.evaluate import evaluate
-    from core.loaders import load_ml100k
-    from core.simple import Pop
-    from core.splits import make_split
+    from baselines.simple import Pop
+    from genrec.data.loaders import load_ml100k
+    from genrec.data.splits import make_split
+    from genrec.evaluation.evaluate import evaluate
 
     split = make_split(load_ml100k(), "colarec", 0)
 
@@ -110,9 +110,9 @@ def bench_eval() -> None:
 
 def synthetic_100k(n_users: int = 20_000, n_items: int = 100_000, batch: int = 1024) -> None:
     """Evaluation throughput on a synthetic 100k-item catalogue (chunked), with the process's peak RSS."""
-    from core.data import Dataset
-    from core.evaluate import evaluate
-    from core.splits import Split
+    from genrec.data.dataset import Dataset
+    from genrec.data.splits import Split
+    from genrec.evaluation.evaluate import evaluate
 
     rng = np.random.default_rng(0)
     per_user = 20
@@ -145,10 +145,10 @@ def synthetic_100k(n_users: int = 20_000, n_items: int = 100_000, batch: int = 1
 # ----- ColaRec decoding: our constrained beam search vs HF generate ------------------------------------------
 def _colarec_ml100k(preset: str, seed: int = 0, **overrides):
     """A ColaRec model of `preset` sizes on ml-100k (colarec split, seed 0), untrained, with random GIDs."""
-    from core.loaders import load_ml100k
-    from core.splits import make_split
-    from zoo.colarec.gid import build_gids
+    from genrec.data.loaders import load_ml100k
+    from genrec.data.splits import make_split
     from zoo.colarec.model import ColaRec
+    from zoo.genid.gid import build_gids
 
     split = make_split(load_ml100k(), "colarec", 0)
     model = ColaRec(ColaRec.Config(preset=preset, gid_variant="random", progress=False, **overrides))
@@ -163,8 +163,8 @@ def bench_beam() -> None:
     """Users/s of `beam.beam_search` (encoder included) at widths 20 and 100 on the `quick` preset, and the
     speed-up over HF `generate(num_beams=W, prefix_allowed_tokens_fn=trie)` on the same model and users, whose
     output must be the same items in the same order (scores within 1e-4)."""
-    from zoo.colarec import beam
     from zoo.colarec.hf_generate import HFColaRec, hf_beam_search, trie_fn
+    from zoo.genid import beam
 
     model, split = _colarec_ml100k("quick")
     net, index, codes = model.net.eval(), model.index, model.data.codes
@@ -340,10 +340,10 @@ def bench_gid() -> None:
     capacitated Lloyd iterations, the flow solver skipped when the plain assignment fits and read back vectorised).
     `gid_build_seconds_<dataset>` times ours; the inertia ratio is ours over the reference's within-cluster
     squared error of the final (finest) level, the one that decides which items share a prefix."""
-    from core.errors import DataError
-    from core.loaders import load_ml100k, load_phones
-    from zoo.colarec.embeddings import text_embeddings
-    from zoo.colarec.gid import hierarchical_codes
+    from genrec.common.errors import DataError
+    from genrec.data.loaders import load_ml100k, load_phones
+    from zoo.genid.embeddings import text_embeddings
+    from zoo.genid.gid import hierarchical_codes
 
     for name, loader in (("ml-100k", load_ml100k), ("phones", load_phones)):
         try:
@@ -411,9 +411,9 @@ def bench_recbole() -> None:
 
     from baselines import recbole_compat as compat
     from baselines.recbole_models import MF
-    from core.context import FitContext
-    from core.loaders import load_ml100k
-    from core.splits import make_split
+    from genrec.data.loaders import load_ml100k
+    from genrec.data.splits import make_split
+    from genrec.evaluation.context import FitContext
 
     epochs = 1 if SMOKE else 3
     ds = load_ml100k()

@@ -9,7 +9,7 @@
     python benchmarks/run.py --suite main --leaderboard-only   # re-render the table from existing records
 
 Runs whose record already exists with the same config hash are skipped (resume); `--force` reruns them.
-Several drivers may run one suite at once: each run is claimed first (`core.claims`), a run another live driver
+Several drivers may run one suite at once: each run is claimed first (`genrec.experiments.claims`), a run another live driver
 holds is skipped, and at the end each driver waits (up to `--wait-timeout`) for those, so every driver ends with
 the complete set of records before it writes the leaderboard. A killed driver's claims are taken over.
 A corrupted record in results/ stops the driver before it runs anything (exit 2, naming the file).
@@ -24,15 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.claims import sweep  # noqa: E402
-from core.config import parse_overrides  # noqa: E402
-from core.errors import ConfigError, run_cli  # noqa: E402
-from core.leaderboard import write_suite  # noqa: E402
-from core.records import load_records  # noqa: E402
-from core.registry import list_datasets, list_models, load_dataset  # noqa: E402
-from core.runner import is_done, run_claimed, spec_run_id  # noqa: E402
-from core.splits import SPLITTERS  # noqa: E402
-from core.suite import list_suites, load_suite, plan  # noqa: E402
+from genrec.common.config import parse_overrides  # noqa: E402
+from genrec.common.errors import ConfigError, run_cli  # noqa: E402
+from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
+from genrec.data.splits import SPLITTERS  # noqa: E402
+from genrec.experiments.claims import sweep  # noqa: E402
+from genrec.experiments.leaderboard import write_suite  # noqa: E402
+from genrec.experiments.records import load_records  # noqa: E402
+from genrec.experiments.runner import is_done, run_claimed, spec_run_id  # noqa: E402
+from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only render leaderboard/<suite>.md/.csv from the records that exist (runs nothing)")
     p.add_argument("--threads", type=int, help="torch threads of this driver (use 1 when several drivers or other jobs "
                    "share the cores: oversubscribed threads slow training down many times)")
-    p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (core.audit) and "
+    p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (genrec.experiments.audit) and "
                    "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
     p.add_argument("--list", action="store_true", help="list suites, models, datasets and splits")
     p.add_argument("--stats", metavar="DATASET", help="print statistics of a dataset and exit")

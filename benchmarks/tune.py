@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import parse_overrides  # noqa: E402
-from core.errors import run_cli  # noqa: E402
-from core.tuning import (  # noqa: E402
+from genrec.common.config import parse_overrides  # noqa: E402
+from genrec.common.errors import run_cli  # noqa: E402
+from genrec.experiments.tuning import (  # noqa: E402
     PRUNERS,
     TuneJob,
     counts,
@@ -39,7 +39,7 @@ from core.tuning import (  # noqa: E402
     load_space,
     tune,
 )
-from core.tuning_report import default_storages, write_report  # noqa: E402
+from genrec.experiments.tuning.report import default_storages, write_report  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

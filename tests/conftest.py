@@ -2,7 +2,7 @@
 
 * `_isolated_dirs` (autouse): every test writes its cache and results into its own temporary folders
   (`GENREC_CACHE`, `GENREC_RESULTS`), never into the repository.
-* `make_dataset`: a factory for tiny synthetic `core.data.Dataset` objects (see `synthetic_dataset`).
+* `make_dataset`: a factory for tiny synthetic `genrec.data.dataset.Dataset` objects (see `synthetic_dataset`).
 * `phones_dir`: the ColaRec Phones release folder; tests using it are skipped when it is absent (mark them
   `@pytest.mark.phones`).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data import Dataset
+from genrec.data.dataset import Dataset
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +87,8 @@ def make_dataset() -> Callable[..., Dataset]:
 
 @pytest.fixture(scope="session")
 def phones_dir() -> Path:
-    """The Phones release folder (`core.paths.shared_data('colarec-phones')`); skips the test when absent."""
-    from core.paths import shared_data
+    """The Phones release folder (`genrec.common.paths.shared_data('colarec-phones')`); skips the test when absent."""
+    from genrec.common.paths import shared_data
 
     folder = shared_data("colarec-phones")
     if not (folder / "corpus_512.json").is_file():

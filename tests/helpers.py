@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.data import from_frame
-from core.splits import Split, make_split
+from genrec.data.dataset import from_frame
+from genrec.data.splits import Split, make_split
 
 
 def release_split(rows: list[tuple[int, int, int]], n_items: int | None = None, texts: dict | None = None) -> Split:

@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import core.audit as audit
-from core.audit import (
+import genrec.experiments.audit as audit
+from baselines.simple import Pop
+from genrec.common.registry import MODELS, model_class
+from genrec.data.splits import make_split
+from genrec.evaluation.context import EvalConfig, FitContext
+from genrec.evaluation.evaluate import evaluate
+from genrec.experiments.audit import (
     GuardedSplit,
     LeakError,
     audit_run,
@@ -21,11 +26,6 @@ from core.audit import (
     check_tokenizer,
     fit_audited,
 )
-from core.context import EvalConfig, FitContext
-from core.evaluate import evaluate
-from core.registry import MODELS, model_class
-from core.simple import Pop
-from core.splits import make_split
 
 FAST = {"eval_batch_size": 1 << 20, "train_batch_size": 64}
 TINY = {  # one tiny config per registered model: a new model without one fails test_every_model_has_a_tiny_config
@@ -154,7 +154,7 @@ def test_tokenizer_trained_on_all_text_is_caught(split):
 
 
 def test_gids_built_on_another_split_are_caught(split, tmp_path, monkeypatch):
-    from zoo.colarec.gid import build_gids
+    from zoo.genid.gid import build_gids
 
     other = make_split(split.dataset, "colarec", 1, use_cache=False)
     cfg = SimpleNamespace(gid_variant="random", K=3, gid_length=3)
@@ -212,10 +212,10 @@ def test_masking_problems_are_caught(split, tmp_path, monkeypatch):
 def test_driver_audit_flag_refuses_to_record_a_leaky_run(tmp_path, monkeypatch):
     """`run.py --audit` path: a clean run's record says it was audited; a leaky model raises LeakageError naming
     the problem, and no record is written."""
-    import core.runner as runner
-    from core.errors import LeakageError
-    from core.records import load_records
-    from core.suite import SuiteConfig, plan
+    import genrec.experiments.runner as runner
+    from genrec.common.errors import LeakageError
+    from genrec.experiments.records import load_records
+    from genrec.experiments.suite import SuiteConfig, plan
 
     monkeypatch.setenv("GENREC_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.run import main
-from core.config import build
-from core.errors import ConfigError, DataError
-from core.loaders import load_atomic, load_colarec_release
-from core.paths import ROOT
-from core.records import RecordError
-from core.splits import make_split
-from core.suite import SuiteConfig
+from genrec.common.config import build
+from genrec.common.errors import ConfigError, DataError
+from genrec.common.paths import ROOT
+from genrec.data.loaders import load_atomic, load_colarec_release
+from genrec.data.splits import make_split
+from genrec.experiments.records import RecordError
+from genrec.experiments.suite import SuiteConfig
 
 POP_S0 = "pop--default--ml-100k--colarec--s0"
 ATOMIC_HEAD = "user_id:token\titem_id:token\ttimestamp:float\n"

@@ -12,12 +12,12 @@ import torch
 
 from baselines.pyg_lightgcn import PygLightGCN
 from baselines.recbole_models import MF, LightGCN, SASRec
-from core.context import EvalConfig, FitContext
-from core.data import from_frame
-from core.evaluate import evaluate
-from core.loaders import load_ml100k
-from core.metrics import METRICS
-from core.splits import Split, make_split
+from genrec.data.dataset import from_frame
+from genrec.data.loaders import load_ml100k
+from genrec.data.splits import Split, make_split
+from genrec.evaluation.context import EvalConfig, FitContext
+from genrec.evaluation.evaluate import evaluate
+from genrec.evaluation.metrics import METRICS
 
 KS = (5, 10, 20)
 FAST = {"eval_batch_size": 1 << 22}  # RecBole's 4096 means 2 ml-100k users per eval batch: slow, same numbers

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from benchmarks.run import main
-from core.paths import ROOT
+from genrec.common.paths import ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from core.context import EvalConfig, FitContext
-from core.data import from_frame
-from core.errors import ConfigError
-from core.splits import make_split
-from zoo.colarec import beam
+from genrec.common.errors import ConfigError
+from genrec.data.dataset import from_frame
+from genrec.data.splits import make_split
+from genrec.evaluation.context import EvalConfig, FitContext
 from zoo.colarec.model import ColaRec
 from zoo.colarec.train import TrainingDiverged, load_checkpoint
+from zoo.genid import beam
 
 N_USERS, N_ITEMS, K, LENGTH = 30, 40, 4, 3
 WORDS = ["red", "blue", "green", "small", "large", "metal", "wooden", "soft", "loud", "quiet"]
@@ -230,7 +230,7 @@ def test_presets_and_yaml_keys_match_the_config():
 
     import yaml
 
-    from core.paths import ROOT
+    from genrec.common.paths import ROOT
 
     names = {f.name for f in dataclasses.fields(ColaRec.Config)}
     assert set(yaml.safe_load((ROOT / "configs/models/colarec.yaml").read_text())) == names
@@ -256,8 +256,8 @@ def test_resume_continues_after_the_saved_epoch(tmp_path):
 def test_phones_release_with_official_gids_trains_and_evaluates(phones_dir, tmp_path):
     """The authors' Phones data, split and GIDs (all 10,429 items), on the release's first 1,500 users so the
     test stays fast: one epoch of training, validation, then the shared evaluator on the test part."""
-    from core.evaluate import evaluate
-    from core.loaders import load_colarec_release
+    from genrec.data.loaders import load_colarec_release
+    from genrec.evaluation.evaluate import evaluate
 
     sub = tmp_path / "phones-sub"
     sub.mkdir()

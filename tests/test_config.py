@@ -5,9 +5,9 @@ from typing import Literal
 
 import pytest
 
-from core.config import build, parse_overrides
-from core.errors import ConfigError
-from core.suite import SuiteConfig, plan
+from genrec.common.config import build, parse_overrides
+from genrec.common.errors import ConfigError
+from genrec.experiments.suite import SuiteConfig, plan
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Same seed + same config => same results: each model is fitted twice from scratch (fresh caches, so tokenizers,
-GIDs and their embeddings are rebuilt too) the way `core.runner.run_one` fits it, and the per-user test metric
+GIDs and their embeddings are rebuilt too) the way `genrec.experiments.runner.run_one` fits it, and the per-user test metric
 arrays must be identical (ColaRec: within 1e-6, with its loss curve). A third run with another seed must differ
 for the trained models, so the check cannot pass by ignoring the seed.
 
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.context import EvalConfig, FitContext
-from core.evaluate import evaluate
-from core.registry import model_class
-from core.splits import make_split
-from core.util import seed_everything
+from genrec.common.registry import model_class
+from genrec.common.util import seed_everything
+from genrec.data.splits import make_split
+from genrec.evaluation.context import EvalConfig, FitContext
+from genrec.evaluation.evaluate import evaluate
 
 KS = (5, 10)
 FAST = {"eval_batch_size": 1 << 20, "train_batch_size": 64}

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.context import EvalConfig, FitContext
-from core.loaders import load_atomic
-from core.paths import ROOT
-from core.splits import make_split
+from genrec.common.paths import ROOT
+from genrec.data.loaders import load_atomic
+from genrec.data.splits import make_split
+from genrec.evaluation.context import EvalConfig, FitContext
 from zoo.colarec.distributed import shard_batch, shard_rows
 from zoo.colarec.model import ColaRec
 

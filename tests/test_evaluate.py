@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.evaluate import evaluate, user_groups
-from core.protocols import TopK
+from genrec.evaluation.evaluate import evaluate, user_groups
+from genrec.evaluation.protocols import TopK
 from tests.helpers import release_split
 
 

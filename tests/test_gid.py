@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from core.splits import make_split
+from genrec.common.errors import ConfigError
+from genrec.data.splits import make_split
 from tests.conftest import synthetic_dataset
-from zoo.colarec import embeddings as sources
-from zoo.colarec import gid
-from zoo.colarec.gid import GIDSet, assign_last_codes, build_gids
+from zoo.genid import embeddings as sources
+from zoo.genid import gid
+from zoo.genid.gid import GIDSet, assign_last_codes, build_gids
 
 
 def _split(n_items: int, seed: int = 0, **kw):
@@ -226,7 +226,7 @@ def _assert_train_only(seen: _Seen, split) -> None:
 @pytest.mark.parametrize("variant", ["lightgcn", "mf"])
 def test_embedding_source_is_fitted_on_train_only(variant, monkeypatch):
     """Registered sources replaced by a recorder: what fit() receives holds no valid/test interaction."""
-    from core import registry
+    from genrec.common import registry
 
     split, seen = _split(30, release=True), _Seen()
     fit, item_embeddings = _recording_fit(seen, 30)
@@ -247,7 +247,7 @@ def test_embedding_source_is_fitted_on_train_only(variant, monkeypatch):
 @pytest.mark.parametrize("variant", ["lightgcn", "mf"])
 def test_real_baseline_fit_receives_train_only(variant, monkeypatch):
     """The same with the real registered baseline class, its fit() monkeypatched to record its input."""
-    from core.registry import model_class
+    from genrec.common.registry import model_class
 
     try:
         cls = model_class(sources.SOURCES[variant])
@@ -278,7 +278,7 @@ def test_real_baseline_trains_a_fixed_length_without_validation(variant):
 # ----- Phones ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def phones(phones_dir):
-    from core.loaders import load_phones
+    from genrec.data.loaders import load_phones
 
     return load_phones()
 
@@ -307,12 +307,12 @@ def test_phones_lightgcn_gids(phones):
     assert g.diagnostics["codes_used_per_level"][0] == 32
 
 
-# ----- the fast balanced clusterer (zoo.colarec.balanced) ---------------------------------------------------------
+# ----- the fast balanced clusterer (zoo.genid.balanced) ---------------------------------------------------------
 def test_capacitated_assignment_is_optimal_against_brute_force():
     """The fast path (plain argmin when feasible) and the min-cost flow both give the exact optimum."""
     import itertools
 
-    from zoo.colarec.balanced import capacitated_assign
+    from zoo.genid.balanced import capacitated_assign
 
     rng = np.random.default_rng(0)
     for trial in range(20):
@@ -329,7 +329,7 @@ def test_capacitated_assignment_is_optimal_against_brute_force():
 def test_balanced_kmeans_respects_caps_and_matches_the_reference_error():
     from k_means_constrained import KMeansConstrained
 
-    from zoo.colarec.balanced import balanced_kmeans
+    from zoo.genid.balanced import balanced_kmeans
 
     x = _emb(300, seed=3).astype(np.float64)
     for k, cap in ((8, 40), (10, 30)):  # (10, 30): every cluster exactly full
@@ -356,7 +356,7 @@ def test_balanced_clusterer_builds_valid_gids_and_keeps_the_reference_cache_key(
 
 
 def test_a_hash_neutral_field_at_its_default_keeps_old_config_hashes():
-    from core.config import hash_view, to_dict
+    from genrec.common.config import hash_view, to_dict
     from zoo.colarec.model import ColaRec
 
     default, fast = ColaRec.Config(), ColaRec.Config(gid_clusterer="balanced")

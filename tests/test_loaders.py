@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import core.loaders_raw as loaders_raw
-from core.data import from_frame, k_core
-from core.errors import ConfigError, DataError
-from core.loaders import load_atomic, load_colarec_release, load_ml100k, load_phones
-from core.loaders_raw import item_content, load_amazon2014, load_foodcom
-from core.registry import dataset_loader, load_dataset
-from core.splits import make_split
+import genrec.data.loaders_raw as loaders_raw
+from genrec.common.errors import ConfigError, DataError
+from genrec.common.registry import dataset_loader, load_dataset
+from genrec.data.dataset import from_frame, k_core
+from genrec.data.loaders import load_atomic, load_colarec_release, load_ml100k, load_phones
+from genrec.data.loaders_raw import item_content, load_amazon2014, load_foodcom
+from genrec.data.splits import make_split
 
 
 def _write(path: Path, text: str) -> Path:

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from core.data import from_frame
-from core.evaluate import evaluate
-from core.simple import Pop
-from core.splits import PARTS, make_split
+from baselines.simple import Pop
+from genrec.data.dataset import from_frame
+from genrec.data.splits import PARTS, make_split
+from genrec.evaluation.evaluate import evaluate
 
 
 def _dataset(n_users=40, per_user=12, n_items=30, seed=0):

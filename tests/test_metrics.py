@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import metrics
+from genrec.evaluation import metrics
 
 HITS = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1]], dtype=float)
 N_REL = np.array([2, 1, 3, 5])

@@ -19,11 +19,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import T5Config
 
 from benchmarks.perf import colarec_forward_flops, colarec_step_flops
-from core.data import from_frame
-from core.splits import make_split
-from zoo.colarec import beam
+from genrec.data.dataset import from_frame
+from genrec.data.splits import make_split
 from zoo.colarec.hf_generate import hf_beam_search
 from zoo.colarec.model import ColaRec
+from zoo.genid import beam
 
 N_USERS, N_ITEMS, K, LENGTH = 24, 40, 4, 3
 

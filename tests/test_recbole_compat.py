@@ -17,9 +17,9 @@ import scipy.sparse as sp
 import torch
 
 from baselines import recbole_compat as compat
-from core import metrics
-from core.errors import DataError
-from core.paths import ROOT
+from genrec.common.errors import DataError
+from genrec.common.paths import ROOT
+from genrec.evaluation import metrics
 
 TORCH_LOAD = torch.load
 

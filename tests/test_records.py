@@ -5,8 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from core.leaderboard import aggregate, render_markdown
-from core.records import REQUIRED, RecordError, load_arrays, load_records, read_record, write_record
+from genrec.experiments.leaderboard import aggregate, render_markdown
+from genrec.experiments.records import (
+    REQUIRED,
+    RecordError,
+    load_arrays,
+    load_records,
+    read_record,
+    write_record,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from core.config import build, load_yaml
-from core.paths import ROOT
-from core.registry import MODELS, model_class
-from core.suite import list_suites, load_suite, plan
+from genrec.common.config import build, load_yaml
+from genrec.common.paths import ROOT
+from genrec.common.registry import MODELS, model_class
+from genrec.experiments.suite import list_suites, load_suite, plan
 
 CONFIGS = ROOT / "configs"
 MODEL_FILES = sorted((CONFIGS / "models").glob("*.yaml"))

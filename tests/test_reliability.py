@@ -26,15 +26,16 @@ import pytest
 
 import benchmarks.run as run_module
 from benchmarks.run import main
-from core import claims, util
-from core.paths import ROOT
-from core.records import read_record
-from core.splits import make_split
+from genrec.common import util
+from genrec.common.paths import ROOT
+from genrec.data.splits import make_split
+from genrec.experiments import claims
+from genrec.experiments.records import read_record
 
 RUN_IDS = [f"{m}--default--ml-100k--colarec--s{s}" for m in ("pop", "random") for s in (0, 1, 2)]
 DRIVER = [sys.executable, "benchmarks/run.py", "--suite", "smoke", "--seeds", "0,1,2"]
 # Runs the driver with os.fsync patched to SIGKILL the process once a record's temp JSON is written (fully or
-# not, it is not yet renamed into place): a kill in the middle of `core.records.write_record`.
+# not, it is not yet renamed into place): a kill in the middle of `genrec.experiments.records.write_record`.
 DIE_IN_JSON_WRITE = """
 import os, signal, sys
 sys.path.insert(0, os.getcwd())

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import core.splits as splits
-from core.data import Dataset
-from core.errors import ConfigError, DataError
-from core.paths import cache_dir
-from core.splits import PARTS, make_split, recbole_ratio_counts
+import genrec.data.splits as splits
+from genrec.common.errors import ConfigError, DataError
+from genrec.common.paths import cache_dir
+from genrec.data.dataset import Dataset
+from genrec.data.splits import PARTS, make_split, recbole_ratio_counts
 
 COUNTS = (1, 2, 3, 4, 5, 9, 10, 11, 15, 19, 20, 25, 29, 30, 40)
 N_ITEMS = 40

@@ -1,7 +1,7 @@
 """Tuning: parallel workers on one study, resume after SIGKILL, PostgreSQL, search-space files, export, report.
 
 The studies use `TinyModel` on a synthetic `tiny` dataset, registered for the test only (the `tiny` fixture
-patches `core.registry`; `TuneJob` carries those entries into its spawned worker processes).
+patches `genrec.common.registry`; `TuneJob` carries those entries into its spawned worker processes).
 """
 
 from __future__ import annotations
@@ -25,22 +25,12 @@ import numpy as np
 import optuna
 import pytest
 
-from core import registry
-from core.config import build
-from core.errors import ConfigError
-from core.tuning import (
-    SEARCH_DIR,
-    ParamSpec,
-    TuneJob,
-    export_best,
-    load_space,
-    make_storage,
-    parse_space,
-    search_path,
-    tune,
-    tuned_layer,
-)
-from core.tuning_report import write_report
+from genrec.common import registry
+from genrec.common.config import build
+from genrec.common.errors import ConfigError
+from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
+from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
+from genrec.experiments.tuning.report import write_report
 from tests.conftest import synthetic_dataset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -155,7 +145,7 @@ def test_killed_study_resumes(tiny, tmp_path):
     db, n = tmp_path / "kill.db", 8
     url = f"sqlite:///{db}"
     mp = multiprocessing.get_context("forkserver")
-    mp.set_forkserver_preload(["core.tuning", "core.runner"])
+    mp.set_forkserver_preload(["genrec.experiments.tuning", "genrec.experiments.runner"])
     env = {k: v for k, v in os.environ.items() if k.startswith("GENREC_")}
     proc = mp.Process(target=_killable, args=(url, n, env))
     proc.start()

@@ -54,7 +54,16 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from genrec.common.config import build, model_layers, parse_overrides
+from genrec.common.paths import results_dir
+from genrec.common.registry import load_dataset
+from genrec.common.util import seed_everything
+from genrec.data.splits import make_split
+from genrec.evaluation.context import EvalConfig, FitContext
+from genrec.evaluation.evaluate import evaluate
+from zoo.colarec.model import ColaRec
 from zoo.colarec.samples import EncBatch
+from zoo.colarec.tokenizer import build_tokenizer
 
 
 class _Losses(nn.Module):
@@ -148,7 +157,7 @@ def data_digest(model) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, help="registered dataset or <kind>:<path> (e.g. atomic:/data/x)")
-    p.add_argument("--split", default="colarec", help="splitter name (core.splits.SPLITTERS)")
+    p.add_argument("--split", default="colarec", help="splitter name (genrec.data.splits.SPLITTERS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", help="ColaRec preset (paper, cpu, quick, tiny); default: the model YAML's")
     p.add_argument("--work-dir", help="checkpoints and summary.json (default: results/distributed/<run>)")
@@ -160,10 +169,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_configs(args: argparse.Namespace):
     """(ColaRec.Config, EvalConfig) from the model YAML, `--preset` and the `key=value` overrides."""
-    from core.config import build, parse_overrides  # noqa: PLC0415
-    from core.context import EvalConfig  # noqa: PLC0415
-    from core.suite import model_layers  # noqa: PLC0415
-    from zoo.colarec.model import ColaRec  # noqa: PLC0415
 
     over = parse_overrides(args.overrides)
     eval_over = {k.partition(".")[2]: v for k, v in over.items() if k.startswith("eval.")}
@@ -177,14 +182,6 @@ def build_configs(args: argparse.Namespace):
 
 def train(args: argparse.Namespace, rank: int, world: int) -> dict | None:
     """Fit ColaRec on this rank; rank 0 also evaluates and returns the summary (None on other ranks)."""
-    from core.context import FitContext  # noqa: PLC0415
-    from core.evaluate import evaluate  # noqa: PLC0415
-    from core.paths import results_dir  # noqa: PLC0415
-    from core.registry import load_dataset  # noqa: PLC0415
-    from core.splits import make_split  # noqa: PLC0415
-    from core.util import seed_everything  # noqa: PLC0415
-    from zoo.colarec.model import ColaRec  # noqa: PLC0415
-    from zoo.colarec.tokenizer import build_tokenizer  # noqa: PLC0415
 
     cfg, eval_cfg = build_configs(args)
     dataset = load_dataset(args.dataset)

@@ -13,7 +13,7 @@ num_beams=W, num_return_sequences=W, max_new_tokens=length, prefix_allowed_token
   `length_penalty = 0` makes `sequences_scores` the plain sum of log-probs (all lengths are equal, so the
   ranking is the same as with the official default 1.0).
 
-`hf_beam_search` returns what `zoo.colarec.beam.beam_search` returns (items `[B, W]`, summed log-probs), so the
+`hf_beam_search` returns what `zoo.genid.beam.beam_search` returns (items `[B, W]`, summed log-probs), so the
 two paths can be compared item for item; `tests/test_perf_paths.py` asserts they agree and `benchmarks/perf.py`
 (section `beam`) times both.
 """
@@ -28,7 +28,7 @@ from transformers import GenerationConfig, GenerationMixin
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.models.t5.modeling_t5 import T5PreTrainedModel
 
-from zoo.colarec.beam import PrefixIndex
+from zoo.genid.beam import PrefixIndex
 
 
 class HFColaRec(T5PreTrainedModel, GenerationMixin):

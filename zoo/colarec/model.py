@@ -2,7 +2,7 @@
 
 The pieces live next door: `tokenizer.py` (item text -> ids), `samples.py` (encoder layout, training samples),
 `network.py` (the T5 network and its losses), `train.py` (loop, checkpoints), `beam.py` (constrained decoding).
-GIDs come from `zoo.colarec.gid.build_gids` (or the release's official codes with `gid_variant: official`).
+GIDs come from `zoo.genid.gid.build_gids` (or the release's official codes with `gid_variant: official`).
 
 Size fields left at `null` take their value from the `preset` (`paper`, `cpu`, `quick`, `tiny`), and the
 length limits from `seq_type`; any field set explicitly wins. Deviations from the official code: the
@@ -19,11 +19,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from core.config import NEUTRAL_DEFAULT, to_dict
-from core.util import seed_everything
-from zoo.colarec import beam, train
+from genrec.common.config import NEUTRAL_DEFAULT, to_dict
+from genrec.common.errors import ConfigError
+from genrec.common.util import seed_everything
+from zoo.colarec import train
 from zoo.colarec.samples import SEQ_TYPES, InputBuilder, Limits, TrainData
 from zoo.colarec.tokenizer import ItemTokenizer, build_tokenizer
+from zoo.genid import beam
 
 PRESETS: dict[str, dict] = {
     "paper": dict(d_model=512, num_layers=6, num_decoder_layers=6, num_heads=8, d_ff=2048, d_kv=64,
@@ -118,7 +120,7 @@ class ColaRec:
     def _gids(self, ctx) -> tuple[np.ndarray, dict]:
         if self.gid_codes is not None:
             return np.asarray(self.gid_codes), {"variant": "given"}
-        from zoo.colarec.gid import build_gids  # noqa: PLC0415
+        from zoo.genid.gid import build_gids  # noqa: PLC0415
 
         g = build_gids(ctx.split, variant=self.cfg.gid_variant, K=self.cfg.K, length=self.cfg.gid_length,
                        seed=ctx.seed, clusterer=self.cfg.gid_clusterer)
@@ -217,7 +219,6 @@ class ColaRec:
 
 def _device(name: str) -> torch.device:
     """`Config.device` checked: a CUDA device must exist (no silent fallback to CPU)."""
-    from core.errors import ConfigError  # noqa: PLC0415
 
     try:
         device = torch.device(name)

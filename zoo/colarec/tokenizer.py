@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.paths import cache_dir
-from core.splits import Split
-from core.util import atomic_write_text
+from genrec.common.paths import cache_dir
+from genrec.common.util import atomic_write_text
+from genrec.data.splits import Split
 
 SPECIALS = ("<pad>", "</s>", "<unk>", "<iad>", "<uad>")  # ids 0..4 in a trained tokenizer
 
@@ -88,7 +89,6 @@ def _train_wordpiece(texts: list[str], vocab_size: int):
     up to `vocab_size`. Words are produced by the same normaliser (NFKC + lower-case) and BERT pre-tokenizer the
     tokenizer applies; greedy longest-match WordPiece then maps a frequent word to one token and spells the rest.
     """
-    from collections import Counter  # noqa: PLC0415
 
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers  # noqa: PLC0415
 

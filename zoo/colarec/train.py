@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load, save
 from tqdm.auto import tqdm
 
-from core.util import atomic_write_bytes, atomic_write_text
+from genrec.common.util import atomic_write_bytes, atomic_write_text
 from zoo.colarec.samples import batch_to
 
 

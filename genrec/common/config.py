@@ -1,0 +1,157 @@
+"""Typed configs built from layered dicts, with strict keys and checked types.
+
+Layers, lowest to highest precedence: dataclass defaults < `configs/datasets/<dataset>.yaml` (its `<model>:` block)
+< `configs/models/<model>.yaml` < suite variant overrides < `key=value` CLI overrides. `build` merges the layers
+and constructs the dataclass; an unknown key fails with a "did you mean" hint and a wrong type names the key,
+the value and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from genrec.common.errors import ConfigError
+from genrec.common.paths import CONFIGS
+
+T = TypeVar("T")
+
+
+def load_yaml(path: Path) -> dict:
+    """A YAML mapping (empty file -> {}); a parse error or a non-mapping names the file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["lr=0.01", "eval.ks=[5,10]"]` -> `{"lr": 0.01, "eval.ks": [5, 10]}` (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def build(cls: type[T], *layers: dict[str, Any], where: str = "") -> T:
+    """Merge `layers` (later wins) and build dataclass `cls`, rejecting unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in fields:
+                raise ConfigError(unknown_key_message(key, list(fields), f"{where or cls.__name__}"))
+            merged[key] = value
+    kwargs = {key: coerce(value, hints[key], f"{where or cls.__name__}.{key}") for key, value in merged.items()}
+    return cls(**kwargs)
+
+
+def unknown_key_message(key: str, known: list[str], where: str) -> str:
+    hint = difflib.get_close_matches(key, known, n=1)
+    did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
+    return f"{where}: unknown key '{key}'{did_you_mean} (known keys: {', '.join(sorted(known))})"
+
+
+def coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check `value` against annotation `typ` (int, float, str, bool, Literal, Optional, list/tuple/dict)."""
+    origin, args = get_origin(typ), get_args(typ)
+    if typ is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {typ}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or typ is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as a JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+
+
+NEUTRAL_DEFAULT = {"hash_neutral_default": True}  # field metadata: see `hash_view`
+
+
+def hash_view(cfg: Any) -> dict[str, Any]:
+    """`to_dict(cfg)` without the fields marked `metadata=NEUTRAL_DEFAULT` that hold their default value.
+
+    A field added to a config after results exist (say a faster clusterer, off by default) must not change the
+    hash of runs whose behaviour it does not change, or every finished run would be planned again; once set to
+    anything else it is hashed like any other field."""
+    out = to_dict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("hash_neutral_default") and getattr(cfg, f.name) == f.default:
+            out.pop(f.name, None)
+    return out
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    """Stable short hash of a JSON-serialisable config."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_layers(model: str, dataset: str) -> list[dict]:
+    """Config layers from files: the dataset's `<model>:` block, then `configs/models/<model>.yaml`."""
+    layers = []
+    ds_file = CONFIGS / "datasets" / f"{dataset}.yaml"
+    if ds_file.is_file():
+        layers.append(load_yaml(ds_file).get(model, {}) or {})
+    model_file = CONFIGS / "models" / f"{model}.yaml"
+    if model_file.is_file():
+        layers.append(load_yaml(model_file))
+    return layers

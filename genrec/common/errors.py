@@ -1,0 +1,29 @@
+"""The project's error types: each carries one message that names the file/key/value and what was expected."""
+
+import sys
+
+
+class BenchError(Exception):
+    """Base class: a problem the user can fix, reported as one clear line."""
+
+
+class DataError(BenchError):
+    """A data file is missing, malformed, or empties under preprocessing."""
+
+
+class ConfigError(BenchError):
+    """An unknown key, a wrong type, or an unknown registry name."""
+
+
+class LeakageError(BenchError):
+    """The leakage audit (`genrec.experiments.audit`) found valid/test data reaching a model during training."""
+
+
+def run_cli(main) -> None:
+    """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2."""
+
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

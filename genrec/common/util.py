@@ -1,0 +1,73 @@
+"""Small shared helpers: atomic writes, seeding, provenance (git sha, library versions)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from genrec.common.paths import ROOT
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder + `os.replace`: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (when imported) for a reproducible run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch  # noqa: PLC0415
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def git_sha(short: bool = True) -> str:
+    """The checkout's HEAD commit ("+dirty" appended when tracked files differ), or "unknown"."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return (sha[:10] if short else sha) + ("+dirty" if dirty else "")
+
+
+_PACKAGES = ("numpy", "scipy", "pandas", "torch", "transformers", "recbole", "torch_geometric",
+             "k-means-constrained", "optuna", "scikit-learn")
+
+
+def versions() -> dict[str, str]:
+    """Python and library versions for the run record."""
+    out = {"python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,222 @@
+"""Loaders for RecBole atomic folders (ml-100k is one, bundled with RecBole) and the ColaRec release format.
+
+Every loader reads files into a raw frame with string ids and hands it to `genrec.data.dataset.from_frame`, so all formats
+share one preprocessing path. Errors name the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrec.common.errors import DataError
+from genrec.common.paths import shared_data
+from genrec.data.dataset import Dataset, from_frame
+
+_ATOMIC_TYPES = {"token", "token_seq", "float", "float_seq"}
+
+
+def recbole_example_dir(name: str = "ml-100k") -> Path:
+    """The folder of a dataset bundled inside the installed `recbole` package (no download)."""
+    try:
+        import recbole  # noqa: PLC0415  (only its files are used; no RecBole code runs)
+    except ImportError as e:  # pragma: no cover - recbole is a hard dependency
+        raise DataError("the 'recbole' package is not installed: run `make install`") from e
+    path = Path(recbole.__file__).parent / "dataset_example" / name
+    if not path.is_dir():
+        raise DataError(f"{path}: RecBole's bundled '{name}' folder is missing from this install")
+    return path
+
+
+def _first_bad_line(bad: pd.Series) -> int:
+    """File line number (1-based, after one header line) of the first True row of `bad`."""
+    return int(np.flatnonzero(bad.to_numpy())[0]) + 2
+
+
+def read_atomic(path: Path) -> pd.DataFrame:
+    """Read one RecBole atomic file (tab-separated, header `field:type`) with every column as a string."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        header = f.readline().rstrip("\n\r").split("\t")
+    names = []
+    for col in header:
+        field, _, typ = col.partition(":")
+        if not field or typ not in _ATOMIC_TYPES:
+            raise DataError(
+                f"{path}: header column {col!r} is not `name:type` with type in {sorted(_ATOMIC_TYPES)}"
+            )
+        names.append(field)
+    try:
+        df = pd.read_csv(
+            path, sep="\t", header=0, names=names, dtype=str, keep_default_na=False, quoting=3,
+            engine="c", on_bad_lines="error",
+        )
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: malformed line: {e}") from e
+    return df
+
+
+def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold: float | None = None,
+                k: int = 0, text_fields: list[str] | None = None) -> Dataset:
+    """Any RecBole atomic folder: `<name>.inter` (user_id, item_id, optional timestamp/rating) + optional `.item`.
+
+    Item text is `"<field> <value>"` for each text field of the `.item` file, in `text_fields` order (default:
+    every column but item_id, in file order), skipping empty values.
+    """
+    folder = Path(folder)
+    name = name or folder.name
+    inter_path = folder / f"{folder.name}.inter"
+    inter = read_atomic(inter_path)
+    for col in ("user_id", "item_id"):
+        if col not in inter:
+            raise DataError(f"{inter_path}: missing column '{col}' (found {list(inter.columns)})")
+    if inter.empty:
+        raise DataError(f"{inter_path}: no interactions (expected a header line and at least one row)")
+    raw = pd.DataFrame({"user": inter["user_id"], "item": inter["item_id"]})
+    if (raw["user"] == "").any() or (raw["item"] == "").any():
+        line = _first_bad_line((raw["user"] == "") | (raw["item"] == ""))
+        raise DataError(f"{inter_path}: line {line} has an empty user_id or item_id")
+    for src, dst in (("timestamp", "timestamp"), ("rating", "rating")):
+        if src in inter:
+            values = pd.to_numeric(inter[src], errors="coerce")
+            if values.isna().any():
+                line = _first_bad_line(values.isna())
+                raise DataError(f"{inter_path}: line {line}: {src} {inter[src].iloc[line - 2]!r} is not a number")
+            raw[dst] = values
+    text = _item_text(folder / f"{folder.name}.item", text_fields)
+    return from_frame(raw, text, name=name, source=str(folder), rating_threshold=rating_threshold, k=k)
+
+
+def _item_text(path: Path, fields: list[str] | None, rename: dict[str, str] | None = None) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    items = read_atomic(path)
+    if "item_id" not in items:
+        raise DataError(f"{path}: missing column 'item_id'")
+    fields = fields or [c for c in items.columns if c != "item_id"]
+    rename = rename or {}
+    parts = [
+        np.where(items[f].str.strip() != "", (rename.get(f, f) + " " + items[f].str.strip()), "")
+        for f in fields
+    ]
+    joined = [" ".join(p for p in row if p) for row in zip(*parts, strict=True)]
+    return dict(zip(items["item_id"], joined, strict=True))
+
+
+def load_ml100k(rating_threshold: float | None = None, k: int = 0) -> Dataset:
+    """MovieLens-100k from RecBole's bundled atomic files; text `title <movie_title> year <year> genres <class>`."""
+    folder = recbole_example_dir("ml-100k")
+    ds = load_atomic(folder, name="ml-100k", rating_threshold=rating_threshold, k=k)
+    text = _item_text(
+        folder / "ml-100k.item",
+        ["movie_title", "release_year", "class"],
+        rename={"movie_title": "title", "release_year": "year", "class": "genres"},
+    )
+    ds.item_text = [text.get(t, "") for t in ds.item_tokens]
+    ds._fingerprint = None
+    return ds
+
+
+_RELEASE_FILES = {"train": "train_time_inter.csv", "valid": "valid_inter.csv", "test": "test_inter.csv"}
+
+
+def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Dataset:
+    """The ColaRec authors' release format, keeping its official split and its `cid` codes as official GIDs.
+
+    Files: `corpus_512.json` (`{"<id>": {"atom_id", "cid", "content"}}`), `train_time_inter.csv`
+    (`user_id,item_id,time`), `valid_inter.csv` and `test_inter.csv` (`user_id,item_id`). No preprocessing is
+    applied: the release is already 5-core and its ids are kept (internal id = position in numeric id order).
+    """
+    folder = Path(folder)
+    corpus_path = folder / "corpus_512.json"
+    if not corpus_path.is_file():
+        raise DataError(f"{corpus_path}: file not found (expected the ColaRec release's corpus)")
+    try:
+        corpus = json.loads(corpus_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{corpus_path}: not valid JSON: {e}") from e
+    text, gids = {}, {}
+    for key, entry in corpus.items():
+        if not isinstance(entry, dict) or "content" not in entry:
+            raise DataError(f"{corpus_path}: entry {key!r} lacks 'content' (expected {{atom_id, cid, content}})")
+        text[str(key)] = str(entry["content"]).strip()
+        if "cid" in entry:
+            cid = entry["cid"]
+            gids[str(key)] = [int(c) for c in re.findall(r"\d{1,3}", cid)] if isinstance(cid, str) else list(cid)
+    frames, parts = [], []
+    for code, (part, fname) in enumerate(_RELEASE_FILES.items()):
+        frame = _read_release_csv(folder / fname, with_time=part == "train")
+        frames.append(frame)
+        parts.append(np.full(len(frame), code, dtype=np.int8))
+    if frames[0].empty:
+        raise DataError(f"{folder / _RELEASE_FILES['train']}: no interactions (expected a header and 1+ rows)")
+    raw = pd.concat(frames, ignore_index=True)
+    unknown = sorted(set(raw["item"]) - set(text))
+    if unknown:
+        raise DataError(f"{folder}: items {unknown[:5]} occur in the interaction files but not in corpus_512.json")
+    _check_release(folder, raw, np.concatenate(parts))
+    return from_frame(
+        raw, text, name=name or folder.name, source=str(folder), keep_all_items=True,
+        release=pd.Series(np.concatenate(parts)), official_gids=gids if len(gids) == len(text) else None,
+    )
+
+
+def _check_release(folder: Path, raw: pd.DataFrame, parts: np.ndarray) -> None:
+    """A release split must be a partition: no (user, item) pair twice, every valid/test user has training rows.
+
+    Valid/test items without a training row are allowed (the Phones release has 5); `Dataset.stats` counts them.
+    """
+    names = list(_RELEASE_FILES.values())
+    dup = raw.duplicated(["user", "item"], keep=False).to_numpy()
+    if dup.any():
+        user, item = raw.loc[dup].iloc[0][["user", "item"]]
+        same = ((raw["user"] == user) & (raw["item"] == item)).to_numpy()
+        where = [names[c] for c in sorted(set(parts[same].tolist()))]
+        raise DataError(f"{folder}: (user_id, item_id) = ({user}, {item}) occurs more than once (in "
+                        f"{' and '.join(where)}); a release split must list each pair once")
+    train_users = set(raw["user"][parts == 0])
+    for code in (1, 2):
+        lost = sorted(set(raw["user"][parts == code]) - train_users, key=int)
+        if lost:
+            raise DataError(f"{folder / names[code]}: user {lost[0]} has no interaction in {names[0]} "
+                            f"({len(lost)} such users); every valid/test user needs training items")
+
+
+def _read_release_csv(path: Path, *, with_time: bool) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: malformed line: {e}") from e
+    for col in ("user_id", "item_id") + (("time",) if with_time else ()):
+        if col not in df:
+            raise DataError(f"{path}: missing column '{col}' (found {list(df.columns)})")
+    out = pd.DataFrame({"user": df["user_id"].str.strip(), "item": df["item_id"].str.strip()})
+    bad = ~(out["user"].str.fullmatch(r"\d+") & out["item"].str.fullmatch(r"\d+"))
+    if bad.any():
+        line = _first_bad_line(bad)
+        raise DataError(f"{path}: line {line}: user_id/item_id must be non-negative integers, got "
+                        f"{df['user_id'].iloc[line - 2]!r},{df['item_id'].iloc[line - 2]!r}")
+    if with_time:
+        t = pd.to_numeric(df["time"], errors="coerce")
+        if t.isna().any():
+            line = _first_bad_line(t.isna())
+            raise DataError(f"{path}: line {line}: time {df['time'].iloc[line - 2]!r} is not a number")
+        out["timestamp"] = t.to_numpy(dtype=float)
+    return out
+
+
+def load_phones() -> Dataset:
+    """The ColaRec authors' Phones release from `../shared/data/colarec-phones` (`$GENREC_SHARED_DATA` moves it)."""
+
+    folder = shared_data("colarec-phones")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: the Phones release is not there; download corpus_512.json, "
+                        "train_time_inter.csv, valid_inter.csv and test_inter.csv from the ColaRec repository")
+    return load_colarec_release(folder, name="phones")

@@ -1,0 +1,44 @@
+"""What a model's `fit(ctx)` receives: the data, the seed, where to write, and how to validate.
+
+Models train on `ctx.split.train` only. `ctx.validate(model)` runs the shared evaluator on the validation part
+(with the run's protocol) and returns mean metrics; `ctx.report(epoch, value)` forwards the per-epoch validation
+value to a tuner (Optuna pruning raises from inside it) and is a no-op otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genrec.data.dataset import Dataset
+from genrec.data.splits import Split
+from genrec.evaluation.evaluate import evaluate
+
+
+@dataclass
+class EvalConfig:
+    """The evaluation protocol of a run (recorded in every result)."""
+
+    ks: tuple[int, ...] = (5, 10, 20)  # cutoffs for every metric
+    exclude_valid: bool = False  # at test time also drop the user's validation items (ColaRec: no; RecBole: yes)
+    valid_metric: str = "ndcg@10"  # model selection / early stopping metric on the validation part
+    batch_users: int = 2048  # users ranked per chunk (bounds memory)
+    max_train_interactions: int | None = None  # evaluate only users with at most this many training items
+
+
+@dataclass
+class FitContext:
+    dataset: Dataset
+    split: Split
+    seed: int
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    work_dir: Path = Path(".")
+    report: Callable[[int, float], None] = lambda epoch, value: None
+    log: Callable[[str], None] = print
+
+    def validate(self, model: object) -> dict[str, float]:
+        """Mean validation metrics of `model` under the run's protocol (train items excluded)."""
+
+        return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users,
+                        max_train_interactions=self.eval.max_train_interactions).means()

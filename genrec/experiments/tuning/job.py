@@ -1,0 +1,66 @@
+"""What a study optimises (`TuneJob`) and how it is named and stored by default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genrec.common import registry
+from genrec.common.config import config_hash
+from genrec.common.paths import ROOT
+from genrec.common.registry import unknown_name
+from genrec.experiments.tuned import ParamSpec, safe
+
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass
+class TuneJob:
+    """What a study optimises: the model, the data, the searched space and the fixed overrides."""
+
+    model: str
+    dataset: str
+    split: str
+    space: dict[str, ParamSpec]
+    split_params: dict = field(default_factory=dict)
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # fixed `key=value` config overrides (eval.k=v, k=v)
+    pruner: str = "median"
+    storage: str | None = None  # None: sqlite:///<studies>/<name>.db
+    registry: dict = field(default_factory=dict)  # {"models": {...}, "datasets": {...}} re-applied in workers
+
+    def __post_init__(self) -> None:
+        if self.pruner not in PRUNERS:
+            raise unknown_name("pruner", self.pruner, list(PRUNERS))
+        self.registry = self.registry or {
+            "models": {k: v for k, v in registry.MODELS.items() if k == self.model},
+            "datasets": {k: v for k, v in registry.DATASETS.items() if k == self.dataset}}
+
+    @property
+    def name(self) -> str:
+        return study_name(self)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{studies_dir() / self.name}.db"
+
+    def describe(self) -> dict:
+        """JSON-ready description stored in the study (the report rebuilds the job from it)."""
+        keys = ("model", "dataset", "split", "split_params", "seed", "overrides", "pruner")
+        return {**{k: getattr(self, k) for k in keys}, "space": space_dict(self.space)}
+
+
+def space_dict(space: dict[str, ParamSpec]) -> dict:
+    return {k: dataclasses.asdict(p) for k, p in space.items()}
+
+
+def study_name(job: TuneJob) -> str:
+    """`<model>--<dataset>--<split>--<hash>`; the hash covers the space, the overrides and the split params."""
+    h = config_hash({"space": space_dict(job.space), "overrides": job.overrides, "split_params": job.split_params})
+    return f"{job.model}--{safe(job.dataset)}--{job.split}--{h[:10]}"
+
+
+def studies_dir() -> Path:
+    return Path(os.environ.get("GENREC_STUDIES", ROOT / "studies"))

@@ -1,0 +1,112 @@
+"""Optuna storages, pruners and studies; stale RUNNING trials of dead workers are failed on resume."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from genrec.common.registry import unknown_name
+from genrec.experiments.tuning.job import PRUNERS, TuneJob
+
+HEARTBEAT_S, GRACE_S = 60, 180  # SQLAlchemy storages: heartbeat period, and silence after which a trial is FAIL
+
+
+NO_OWNER_GRACE_S = 60  # a RUNNING trial without a "worker" attr older than this is stale on resume
+
+
+def display_url(url: str) -> str:
+    """The storage URL with any password hidden (it goes into headers and reports)."""
+    if url.startswith("journal:"):
+        return url
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_storage(url: str) -> Any:
+    """An Optuna storage for `url`: `journal:<path>` -> JournalStorage, otherwise an RDBStorage with heartbeat."""
+    import optuna  # noqa: PLC0415
+
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
+
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for the other workers' write locks
+    with warnings.catch_warnings():  # heartbeat is "experimental" in Optuna, and stable since 2.x
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                          grace_period=GRACE_S)
+
+
+def make_pruner(name: str) -> Any:
+    import optuna  # noqa: PLC0415
+
+    if name == "median":  # prune below the median of earlier trials at the same epoch, after 5 trials / 2 epochs
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise unknown_name("pruner", name, list(PRUNERS))
+
+
+def open_study(job: TuneJob, storage: Any = None, sampler_seed: int | None = None) -> Any:
+    """Create or load the job's study (maximising the validation metric)."""
+    import optuna  # noqa: PLC0415
+
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    return optuna.create_study(study_name=job.name, storage=storage or make_storage(job.storage_url),
+                               direction="maximize", sampler=sampler, pruner=make_pruner(job.pruner),
+                               load_if_exists=True)
+
+
+def counts(study: Any) -> dict[str, int]:
+    out = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")  # zombie: dead
+
+
+def fail_stale_trials(study: Any, storage: Any) -> list[int]:
+    """Mark RUNNING trials whose process is gone as FAIL (see the module docstring); returns their numbers."""
+    import optuna  # noqa: PLC0415
+
+    host, failed = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if owner is None:
+            age = (datetime.now() - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            stale = age > NO_OWNER_GRACE_S
+        else:
+            owner_host, _, pid = owner.rpartition(":")
+            stale = owner_host == host and not _pid_alive(int(pid))
+        if not stale:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "error", f"stale: left RUNNING by worker {owner}, which is "
+                                        "gone; marked FAIL on resume")
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            failed.append(t.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+    return failed
