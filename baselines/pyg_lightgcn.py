@@ -11,6 +11,8 @@ regulariser (`lambda_reg * ||E0 of the batch's unique nodes||^2 / B`), validatio
 every `eval_step` epochs and RecBole's early-stopping rule (a tie counts as an improvement; stop after
 `stopping_step` + 1 validations without one); the best epoch's weights are restored. Initialisation and batch
 order are seeded from `ctx.seed` without touching the global RNG, so CPU runs are bit-for-bit repeatable.
+The fit info's `curve` has one point per epoch (`genrec.experiments.curves`: steps, samples, seconds, mean
+BPR loss, and the validation value every `eval_step` epochs).
 """
 
 from __future__ import annotations
@@ -70,13 +72,18 @@ class PygLightGCN:
         if len(users) and np.bincount(seen // self.n_items).max() >= self.n_items:
             raise DataError("lightgcn-pyg: a user has interacted with every item, so no negative can be sampled")
         best, best_state, best_epoch, bad, curve, epoch = -np.inf, None, 0, 0, [], 0
+        key, steps_per_epoch = f"valid_{ctx.eval.valid_metric}", -(-len(users) // cfg.train_batch_size)
+        train_start = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             negs = torch.as_tensor(sample_negatives(users.numpy(), seen, self.n_items, rng))
-            self._train_epoch(users, items, negs, optimizer, gen)
+            loss = self._train_epoch(users, items, negs, optimizer, gen)
+            point = {"epoch": epoch, "step": epoch * steps_per_epoch, "samples": epoch * len(users),
+                     "seconds": time.perf_counter() - train_start, "loss": loss}  # genrec.experiments.curves
+            curve.append(point)
             if epoch % cfg.eval_step:
                 continue
             value = float(ctx.validate(self)[ctx.eval.valid_metric])
-            curve.append((epoch, value))
+            point[key], point["seconds"] = value, time.perf_counter() - train_start
             if epoch == cfg.eval_step or epoch % (10 * cfg.eval_step) == 0:  # progress on long runs
                 ctx.log(f"PygLightGCN epoch {epoch}: valid {ctx.eval.valid_metric} {value:.4f}")
             ctx.report(epoch, value)
@@ -89,8 +96,9 @@ class PygLightGCN:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self._cache_embeddings()
-        info = {"epochs": epoch, "best_epoch": best_epoch, "best_valid": best if curve else None,
-                "valid_metric": ctx.eval.valid_metric, "valid_curve": curve,
+        validated = any(key in p for p in curve)
+        info = {"epochs": epoch, "best_epoch": best_epoch, "best_valid": best if validated else None,
+                "valid_metric": ctx.eval.valid_metric, "curve": curve, "precision": "fp32",
                 "fit_seconds": time.perf_counter() - start}
         ctx.log(f"PygLightGCN: best valid {ctx.eval.valid_metric} {best:.4f} at epoch {best_epoch} of {epoch} "
                 f"({info['fit_seconds']:.1f} s)")

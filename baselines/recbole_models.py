@@ -5,7 +5,8 @@ be compared with the other models'. Here the split's train/valid/test are writte
 (`<name>.{train,valid,test}.inter`, our internal ids as tokens) and loaded with `benchmark_filename`, which makes
 RecBole skip its splitting and filtering (the adapter checks that every row arrived). RecBole's `Trainer` then
 trains with early stopping on its validation metric (NDCG@10, `stopping_step`), every validation score is
-forwarded to `ctx.report`, and the best checkpoint is restored. `score(users)` maps RecBole's internal ids back
+forwarded to `ctx.report`, and the best checkpoint is restored. The learning curve (`fit_info["curve"]`, one point
+per epoch) is captured from that same training by `_CurveRecorder`. `score(users)` maps RecBole's internal ids back
 to ours (`field2token_id`), so the shared evaluator ranks the same items RecBole would.
 
 MF and LightGCN: RecBole's full-ranking valid/test evaluation is the same protocol as ours with
@@ -141,14 +142,6 @@ class _RecBoleModel:
         data_path = Path(ctx.work_dir).resolve() / "recbole"
         name = f"genrec-{ctx.split.hash}{'-seq' if self.sequential else ''}"
         counts = self._write_files(ctx, data_path / name, name)
-        curve: list[tuple[int, float]] = []
-
-        def on_valid(epoch_idx: int, value: float) -> None:
-            curve.append((epoch_idx + 1, float(value)))
-            if epoch_idx == 0 or (epoch_idx + 1) % 10 == 0:  # progress on long runs
-                ctx.log(f"{type(self).__name__} epoch {epoch_idx + 1}: valid {ctx.eval.valid_metric} {value:.4f}")
-            ctx.report(epoch_idx + 1, float(value))
-
         with compat.scope():
             config = self._recbole_config(ctx, data_path, name)
             init_seed(config["seed"], config["reproducibility"])
@@ -158,16 +151,17 @@ class _RecBoleModel:
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            train_start = time.perf_counter()
+            curve = _CurveRecorder(trainer, model, ctx, type(self).__name__)
             trainer.fit(loaders[0], loaders[1], verbose=False, saved=True, show_progress=False,
-                        callback_fn=on_valid)
-            train_seconds = time.perf_counter() - train_start
+                        callback_fn=curve.on_valid)
+            train_seconds = time.perf_counter() - curve.start
         best_epoch = self._restore_best(model, trainer, data_path)
         self._model, self._trainer, self._loaders, self._dataset = model, trainer, loaders, dataset
         self._build_maps(ctx.split, dataset)
         info = {"epochs": len(trainer.train_loss_dict), "best_epoch": best_epoch,
                 "best_valid": float(trainer.best_valid_score), "valid_metric": config["valid_metric"],
-                "valid_curve": curve, "train_seconds": train_seconds, "recbole_dir": str(data_path / name)}
+                "curve": curve.points, "precision": "amp" if config["enable_amp"] else "fp32",
+                "train_seconds": train_seconds, "recbole_dir": str(data_path / name)}
         info.update(self._extra_info())
         info["fit_seconds"] = time.perf_counter() - start
         ctx.log(f"{type(self).__name__}: best valid {config['valid_metric']} {info['best_valid']:.4f} at epoch "
@@ -352,6 +346,48 @@ class SASRec(_RecBoleModel):
         # a user without history is scored from an all-padding sequence of length 1
         return Interaction({self._model.ITEM_SEQ: torch.as_tensor(seq),
                             self._model.ITEM_SEQ_LEN: torch.as_tensor(np.maximum(lens[users], 1))})
+
+
+class _CurveRecorder:
+    """Captures the learning curve of the RecBole training that runs anyway (nothing is trained twice).
+
+    The trainer's `_train_epoch` and the model's `calculate_loss` are wrapped on these two instances only: every
+    `calculate_loss` call during training is one optimizer step over `len(interaction)` samples, every epoch ends
+    with one curve point (`genrec.experiments.curves`) whose `loss` is RecBole's epoch loss sum over that
+    epoch's steps, and RecBole's validation callback adds `valid_<metric>` (and forwards it to `ctx.report`).
+    """
+
+    def __init__(self, trainer: Any, model: Any, ctx: Any, name: str):
+        self.points: list[dict] = []
+        self.ctx, self.key, self.name = ctx, f"valid_{ctx.eval.valid_metric}", name
+        self.step = self.samples = self._epoch_steps = 0
+        self._loss, self._train_epoch = model.calculate_loss, trainer._train_epoch
+        model.calculate_loss, trainer._train_epoch = self._counted_loss, self._recorded_epoch
+        self.start = time.perf_counter()
+
+    def _counted_loss(self, interaction: Any) -> Any:
+        self._epoch_steps += 1
+        self.samples += len(interaction)
+        return self._loss(interaction)
+
+    def _recorded_epoch(self, train_data: Any, epoch_idx: int, *args: Any, **kwargs: Any) -> Any:
+        self._epoch_steps = 0
+        total = self._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        self.step += self._epoch_steps
+        loss = sum(total) if isinstance(total, tuple) else total
+        self.points.append({"epoch": epoch_idx + 1, "step": self.step, "samples": self.samples,
+                            "seconds": time.perf_counter() - self.start,
+                            "loss": float(loss) / max(1, self._epoch_steps)})
+        return total
+
+    def on_valid(self, epoch_idx: int, value: float) -> None:
+        point = self.points[-1]
+        if point["epoch"] != epoch_idx + 1:
+            raise RuntimeError(f"RecBole validated epoch {epoch_idx + 1} after training epoch {point['epoch']}")
+        point[self.key], point["seconds"] = float(value), time.perf_counter() - self.start
+        if epoch_idx == 0 or (epoch_idx + 1) % 10 == 0:  # progress on long runs
+            self.ctx.log(f"{self.name} epoch {epoch_idx + 1}: valid {self.ctx.eval.valid_metric} {value:.4f}")
+        self.ctx.report(epoch_idx + 1, float(value))
 
 
 def user_sequences(split: Split, parts: tuple[str, ...]) -> dict[int, list[int]]:

@@ -22,7 +22,7 @@ class Pop:
         self.counts = np.bincount(ctx.split.train["item"].to_numpy(), minlength=ctx.split.n_items).astype(
             np.float32
         )
-        return {"epochs": 0}
+        return {"epochs": 0, "curve": None}  # no iterative training: convergence "n/a"
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts, (len(users), len(self.counts)))
@@ -42,7 +42,7 @@ class Random:
 
     def fit(self, ctx) -> dict:
         self.seed, self.n_items = ctx.seed, ctx.split.n_items
-        return {"epochs": 0}
+        return {"epochs": 0, "curve": None}  # no iterative training: convergence "n/a"
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.stack([np.random.default_rng([self.seed, int(u)]).random(self.n_items, dtype=np.float32)

@@ -21,3 +21,14 @@ def release_split(rows: list[tuple[int, int, int]], n_items: int | None = None, 
     ds = from_frame(raw, text, name="hand", source="test", keep_all_items=True,
                     release=pd.Series([p for _, _, p in rows]))
     return make_split(ds, "release", use_cache=False)
+
+
+def valid_points(fit_info: dict, metric: str = "ndcg@10") -> list[tuple[int, float]]:
+    """(epoch, validation value) of every validation point of a fit's learning curve (fit_info["curve"])."""
+    key = f"valid_{metric}"
+    return [(p["epoch"], p[key]) for p in fit_info["curve"] if key in p]
+
+
+def timeless(curve: list[dict]) -> list[dict]:
+    """A learning curve without its wall-clock field, the one field two identical runs do not share."""
+    return [{k: v for k, v in p.items() if k != "seconds"} for p in curve]

@@ -108,7 +108,7 @@ CASES = [
     ("release-test-user-without-train", _on_release(test="2,2\n7,4\n"), DataError,
      r"test_inter\.csv: user 7 has no interaction in train_time_inter\.csv \(1 such users\)"),
     ("unknown-config-key-cli", _drive("eval.kss=[1]"), ConfigError,
-     r"eval: unknown key 'kss'; did you mean 'ks'\? \(known keys: batch_users, exclude_valid, ks,"),
+     r"eval: unknown key 'kss'; did you mean 'ks'\? \(known keys: batch_users, exclude_valid, head_share, ks,"),
     ("unknown-config-key-suite-file", lambda tmp: build(SuiteConfig, {"name": "x", "version": 1, "seed": [0]},
                                                          where="configs/suites/x.yaml"), ConfigError,
      r"configs/suites/x\.yaml: unknown key 'seed'; did you mean 'seeds'\?"),

@@ -18,6 +18,7 @@ from genrec.data.splits import Split, make_split
 from genrec.evaluation.context import EvalConfig, FitContext
 from genrec.evaluation.evaluate import evaluate
 from genrec.evaluation.metrics import METRICS
+from tests.helpers import timeless, valid_points
 
 KS = (5, 10, 20)
 FAST = {"eval_batch_size": 1 << 22}  # RecBole's 4096 means 2 ml-100k users per eval batch: slow, same numbers
@@ -73,10 +74,34 @@ def test_recbole_and_our_evaluator_agree_on_test(fitted, small_split, name):
     model, info, ctx = fitted[name]
     _assert_agree(model, small_split)
     # the restored model is the best epoch: its valid NDCG@10 (ours and RecBole's) is the best reported value
-    assert ctx.reports == info["valid_curve"] and len(ctx.reports) == info["epochs"] == 2
+    assert ctx.reports == valid_points(info) and len(ctx.reports) == info["epochs"] == 2
     assert info["best_valid"] == max(v for _, v in ctx.reports)
     assert abs(evaluate(model, small_split, "valid", KS).means()["ndcg@10"] - info["best_valid"]) < 1e-6
     assert info["fit_seconds"] > 0 and info["best_epoch"] in (1, 2)
+
+
+def assert_curve(info: dict, n_train: int, batch: int, epochs: int, validated: list[int]) -> None:
+    """One point per epoch with cumulative steps and samples, rising wall seconds, a finite mean loss, and
+    `valid_ndcg@10` exactly at the validated epochs (the learning-curve format of genrec.experiments.curves)."""
+    curve, steps = info["curve"], -(-n_train // batch)
+    assert [p["epoch"] for p in curve] == list(range(1, epochs + 1))
+    assert [p["samples"] for p in curve] == [n_train * e for e in range(1, epochs + 1)]
+    assert [p["step"] for p in curve] == [steps * e for e in range(1, epochs + 1)]
+    seconds = [p["seconds"] for p in curve]
+    assert seconds[0] > 0 and seconds == sorted(set(seconds))  # strictly rising
+    assert all(np.isfinite(p["loss"]) and p["loss"] > 0 for p in curve)
+    assert [p["epoch"] for p in curve if "valid_ndcg@10" in p] == validated
+    assert info["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("name", ["MF", "LightGCN"])
+def test_recbole_fit_records_its_learning_curve(fitted, small_split, name):
+    model, info, _ = fitted[name]
+    assert_curve(info, len(small_split.train), 2048, 2, validated=[1, 2])
+    # each point's loss is RecBole's own epoch loss (a sum over batches) divided by the epoch's steps
+    steps = -(-len(small_split.train) // 2048)
+    losses = [model._trainer.train_loss_dict[e] / steps for e in range(2)]
+    np.testing.assert_allclose([p["loss"] for p in info["curve"]], losses, rtol=1e-12)
 
 
 @pytest.mark.slow
@@ -147,7 +172,13 @@ def test_pyg_lightgcn_scores_are_propagated_embeddings(tiny_split, tmp_path):
     np.testing.assert_allclose(model.score(users).numpy(), final[:n_u] @ final[n_u:].T, atol=1e-5)
     np.testing.assert_allclose(model.item_embeddings(), final[n_u:], atol=1e-6)
     assert model.item_embeddings().shape == (n_i, 64)
-    assert ctx.reports == info["valid_curve"] and info["epochs"] == 3
+    assert ctx.reports == valid_points(info) and info["epochs"] == 3
+
+
+def test_pyg_lightgcn_records_its_learning_curve(tiny_split, tmp_path):
+    model = PygLightGCN(PygLightGCN.Config(epochs=4, eval_step=2, train_batch_size=16))
+    info = model.fit(_ctx(tiny_split, tmp_path))
+    assert_curve(info, len(tiny_split.train), 16, 4, validated=[2, 4])
 
 
 def test_pyg_lightgcn_is_deterministic_given_the_seed(tiny_split, tmp_path):
@@ -155,7 +186,7 @@ def test_pyg_lightgcn_is_deterministic_given_the_seed(tiny_split, tmp_path):
     b, info_b, _ = _fit_pyg(tiny_split, tmp_path / "b")
     c, _, _ = _fit_pyg(tiny_split, tmp_path / "c", seed=1)
     np.testing.assert_array_equal(a.item_embeddings(), b.item_embeddings())
-    assert info_a["valid_curve"] == info_b["valid_curve"]
+    assert timeless(info_a["curve"]) == timeless(info_b["curve"])
     assert not np.allclose(a.item_embeddings(), c.item_embeddings())
 
 
@@ -163,7 +194,7 @@ def test_pyg_lightgcn_early_stopping_restores_best_epoch(tiny_split, tmp_path):
     model = PygLightGCN(PygLightGCN.Config(epochs=50, stopping_step=1, learning_rate=0.05, train_batch_size=8))
     ctx = _ctx(tiny_split, tmp_path)
     info = model.fit(ctx)
-    values = [v for _, v in info["valid_curve"]]
+    values = [v for _, v in valid_points(info)]
     assert info["best_valid"] == max(values) and info["epochs"] <= 50
     if info["epochs"] < 50:  # stopped: the last stopping_step + 1 validations did not reach the best
         assert all(v < info["best_valid"] for v in values[-2:])
@@ -203,6 +234,8 @@ def test_sasrec_trains_and_every_valid_test_row_has_the_right_history(make_datas
     model = SASRec(SASRec.Config(**SASREC_TINY))
     info = model.fit(_ctx(split, tmp_path, exclude_valid=exclude_valid))
     assert info["epochs"] == 1 and info["history"] == ("train+valid" if exclude_valid else "train")
+    n_rows = int(np.maximum(split.train_counts() - 1, 0).sum())  # one training row per history prefix
+    assert_curve(info, n_rows, SASREC_TINY["train_batch_size"], 1, validated=[1])
     max_len = SASREC_TINY["max_item_list_length"]
     test_parts = ("train", "valid") if exclude_valid else ("train",)
     for k, part, parts in ((1, "valid", ("train",)), (2, "test", test_parts)):

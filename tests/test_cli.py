@@ -23,12 +23,13 @@ def test_smoke_suite_writes_records_and_leaderboard_then_resumes(tmp_path, capsy
     assert [p.stem for p in records] == ["pop--default--ml-100k--colarec--s0", "random--default--ml-100k--colarec--s0"]
     rec = json.loads(records[0].read_text())
     assert rec["n_users_evaluated"] == 943 and 0.05 < rec["metrics"]["ndcg@10"] < 0.3
-    assert set(rec["groups"]) == {"longtail", "q1", "q2", "q3", "q4", "q5"}
+    assert set(rec["groups"]) == {"longtail", "q1", "q2", "q3", "q4", "q5", "head", "tail"}
     assert rec["split_hash"] and rec["config_hash"] and rec["versions"]["python"]
     md = (tmp_path / "leaderboard" / "smoke.md").read_text()
     assert "| pop" in md and "| random" in md
     csv = (tmp_path / "leaderboard" / "smoke.csv").read_text().splitlines()
-    assert csv[0].startswith("model,variant,dataset,split,n_seeds,recall@5,recall@5_std") and len(csv) == 3
+    assert csv[0].startswith("model,variant,dataset,split,n_seeds,converged,precision,recall@5,recall@5_std")
+    assert len(csv) == 3 and csv[1].startswith("pop,default,ml-100k,colarec,1,n/a,,")  # pop does not train
     capsys.readouterr()
     assert main(["--suite", "smoke"]) == 0
     assert "2 done, 0 to run" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from genrec.common.errors import ConfigError
 from genrec.data.dataset import from_frame
 from genrec.data.splits import make_split
 from genrec.evaluation.context import EvalConfig, FitContext
+from tests.helpers import timeless
 from zoo.colarec.model import ColaRec
 from zoo.colarec.train import TrainingDiverged, load_checkpoint
 from zoo.genid import beam
@@ -159,7 +160,7 @@ def _fit(ds, split, tmp_path, seed=0, **overrides):
 def test_tiny_model_overfits_tiny_data(tmp_path):
     ds, split = synthetic()
     m, info = _fit(ds, split, tmp_path, epochs=25, eval_every=25, lr=3e-3)
-    losses = [r["loss_total"] for r in info["curve"]]
+    losses = [r["loss"] for r in info["curve"]]
     assert losses[-1] < 0.6 * losses[0]
     train = split.matrix("train")
     users = np.arange(split.n_users)
@@ -203,10 +204,26 @@ def test_same_seed_same_run(tmp_path):
     ds, split = synthetic()
     _, a = _fit(ds, split, tmp_path / "a", epochs=2, eval_every=2)
     m, b = _fit(ds, split, tmp_path / "b", epochs=2, eval_every=2)
-    for ra, rb in zip(a["curve"], b["curve"], strict=True):
+    for ra, rb in zip(timeless(a["curve"]), timeless(b["curve"]), strict=True):
         for key, value in ra.items():
             assert abs(value - rb[key]) < 1e-6, key
     assert (tmp_path / "b" / "work" / "colarec-best" / "model.safetensors").is_file()
+
+
+def test_curve_has_one_point_per_epoch_with_steps_samples_losses_and_validations(tmp_path):
+    ds, split = synthetic()
+    _, info = _fit(ds, split, tmp_path, epochs=3, eval_every=2)
+    n, batch = len(split.train), 16  # the tiny preset: one sample per training interaction, batch 16
+    curve = info["curve"]
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert [p["samples"] for p in curve] == [n, 2 * n, 3 * n]
+    assert [p["step"] for p in curve] == [e * -(-n // batch) for e in (1, 2, 3)]
+    assert [p["epoch"] for p in curve if "valid_ndcg@10" in p] == [2, 3]  # every 2nd epoch and the last one
+    seconds = [p["seconds"] for p in curve]
+    assert seconds[0] > 0 and seconds == sorted(seconds)
+    terms = {"loss", "loss_rec", "loss_index_pos", "loss_index_neg", "loss_bpr", "loss_cl"}
+    for p in curve:  # the total and every loss term, each a mean over the epoch's steps
+        assert terms <= set(p) and all(np.isfinite(p[t]) for t in terms)
 
 
 def test_non_finite_loss_names_the_step(tmp_path, monkeypatch):
@@ -273,7 +290,7 @@ def test_phones_release_with_official_gids_trains_and_evaluates(phones_dir, tmp_
                                    bf16=False))
     info = model.fit(context(ds, split, tmp_path))
     assert info["gid"]["unique_ratio"] == 1.0 and info["gid"]["n_items"] == 10_429
-    assert np.isfinite(info["curve"][0]["loss_total"])
+    assert np.isfinite(info["curve"][0]["loss"])
     res = evaluate(model, split, "test")
     assert len(res.users) == 1500
     assert res.counters["excluded_recommended"] == 0 and res.counters["duplicates"] == 0

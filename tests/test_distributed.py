@@ -100,7 +100,7 @@ def test_two_gloo_processes_match_one_process(one_thread, tmp_path, monkeypatch)
     got = summary["fit_info"]["curve"]
     assert summary["world_size"] == 2 and summary["split_hash"] == split.hash and len(got) == len(ref) == 2
     for a, b in zip(ref, got, strict=True):
-        losses = [k for k in a if k.startswith("loss_")]
+        losses = [k for k in a if k == "loss" or k.startswith("loss_")]
         assert losses and set(losses) <= set(b)
         for k in losses:
             assert abs(a[k] - b[k]) <= RTOL * abs(a[k]) + 1e-8, (a["epoch"], k, a[k], b[k])

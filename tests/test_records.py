@@ -66,8 +66,8 @@ def test_missing_seed_leaves_cells_blank_and_std_is_over_seeds():
 def test_csv_columns_follow_the_documented_order():
     df = aggregate([make_record()], seeds=[0], ks=[10])
     cols = list(df.columns)
-    assert cols[:5] == ["model", "variant", "dataset", "split", "n_seeds"]
-    assert cols[5:7] == ["recall@10", "recall@10_std"]
+    assert cols[:7] == ["model", "variant", "dataset", "split", "n_seeds", "converged", "precision"]
+    assert cols[7:9] == ["recall@10", "recall@10_std"]
     assert "longtail/ndcg@10" in cols and cols.index("longtail/ndcg@10") > cols.index("precision@10_std")
 
 

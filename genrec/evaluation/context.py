@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genrec.common.config import NEUTRAL_DEFAULT
+from genrec.common.errors import ConfigError
 from genrec.data.dataset import Dataset
 from genrec.data.splits import Split
 from genrec.evaluation.evaluate import evaluate
+from genrec.evaluation.groups import parse_bins
 
 
 @dataclass
@@ -25,6 +28,15 @@ class EvalConfig:
     valid_metric: str = "ndcg@10"  # model selection / early stopping metric on the validation part
     batch_users: int = 2048  # users ranked per chunk (bounds memory)
     max_train_interactions: int | None = None  # evaluate only users with at most this many training items
+    # user groups by training count, e.g. ["=3", "=4", "5-9", ">=10"] (quote them in YAML; genrec.evaluation.groups)
+    user_bins: tuple[str | int, ...] = field(default=(), metadata=NEUTRAL_DEFAULT)
+    # share of the items, most popular by training count first, in the `head` item group (the rest is `tail`)
+    head_share: float = field(default=0.2, metadata=NEUTRAL_DEFAULT)
+
+    def __post_init__(self) -> None:
+        parse_bins(self.user_bins)  # a bad bin fails when the suite is planned, not after a fit
+        if not 0.0 < self.head_share < 1.0:
+            raise ConfigError(f"eval.head_share: {self.head_share!r} must lie strictly between 0 and 1")
 
 
 @dataclass

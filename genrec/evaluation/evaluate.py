@@ -5,9 +5,9 @@ Protocol (recorded in every result):
 * `exclude_valid`: at test time, also exclude the user's validation items (RecBole does; ColaRec's code does
   not, so the default is False);
 * users with no relevant item in the evaluated part are not evaluated; means are over evaluated users;
-* user groups by number of training interactions: `longtail` = the 20% of evaluated users with the fewest
-  training interactions (ties broken by user id, size ceil(0.2 n)), and activity quintiles `q1` (least active)
-  .. `q5` (most active), five near-equal slices of the same order.
+* groups (`genrec.evaluation.groups`, all defined by TRAINING interactions): `longtail` and the activity
+  quintiles `q1`..`q5` always, training-count bins `train=3`, `train>=10`, ... when `user_bins` are given, and
+  the item-popularity groups `head` / `tail` (targets among the `head_share` most popular items, or not) always.
 """
 
 from __future__ import annotations
@@ -20,9 +20,17 @@ import scipy.sparse as sp
 
 from genrec.data.splits import Split
 from genrec.evaluation import metrics
+from genrec.evaluation.groups import (
+    GROUPS,
+    bin_groups,
+    head_items,
+    item_group_metrics,
+    parse_bins,
+    user_groups,
+)
 from genrec.evaluation.protocols import as_recommender
 
-GROUPS = ("longtail", "q1", "q2", "q3", "q4", "q5")
+__all__ = ["GROUPS", "EvalResult", "evaluate", "user_groups"]
 
 
 @dataclass
@@ -31,31 +39,23 @@ class EvalResult:
     ks: tuple[int, ...]
     users: np.ndarray
     per_user: dict[str, np.ndarray]
-    groups: dict[str, np.ndarray]
+    groups: dict[str, np.ndarray]  # group -> mask over `users` (for head/tail: users with a target there)
     protocol: dict
     counters: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # groups whose per-user values are not a slice of `per_user` (head/tail: hits restricted to those targets),
+    # each aligned with `users[groups[g]]`
+    group_per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def means(self) -> dict[str, float]:
         return {k: float(v.mean()) if len(v) else float("nan") for k, v in self.per_user.items()}
 
     def group_means(self) -> dict[str, dict[str, float]]:
-        return {
-            g: {k: float(v[mask].mean()) if mask.any() else float("nan") for k, v in self.per_user.items()}
-            for g, mask in self.groups.items()
-        }
-
-
-def user_groups(users: np.ndarray, train_counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks over `users` for `longtail` and the activity quintiles `q1`..`q5`."""
-    n = len(users)
-    order = np.lexsort((users, train_counts[users]))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    groups = {"longtail": rank < int(np.ceil(0.2 * n))}
-    for q, chunk in enumerate(np.array_split(np.arange(n), 5), start=1):
-        groups[f"q{q}"] = np.isin(rank, chunk)
-    return groups
+        out = {}
+        for g, mask in self.groups.items():
+            values = self.group_per_user.get(g) or {k: v[mask] for k, v in self.per_user.items()}
+            out[g] = {k: float(v.mean()) if len(v) else float("nan") for k, v in values.items()}
+        return out
 
 
 def evaluate(
@@ -67,6 +67,8 @@ def evaluate(
     batch_users: int = 2048,
     users: np.ndarray | None = None,
     max_train_interactions: int | None = None,
+    user_bins: tuple = (),
+    head_share: float = 0.2,
 ) -> EvalResult:
     """Rank for every user with relevant items in `part` and compute all metrics at all `ks`.
 
@@ -74,6 +76,8 @@ def evaluate(
         model: a `Scorer` or a `Recommender`.
         users: restrict evaluation to these user ids; default all with relevant items.
         max_train_interactions: evaluate only users with at most this many training interactions.
+        user_bins: training-count bins (`genrec.evaluation.groups.parse_bin` syntax), one user group each.
+        head_share: share of the catalogue, by training count, that forms the `head` item group.
     A split with `focus_users` (sparsified long-tail split) is always evaluated on those users only.
     """
     start = time.perf_counter()
@@ -94,20 +98,35 @@ def evaluate(
         eval_users = np.intersect1d(eval_users, split.focus_users)
     if max_train_interactions is not None:
         eval_users = eval_users[split.train_counts()[eval_users] <= max_train_interactions]
+    bins = parse_bins(user_bins)
+    item_counts = np.bincount(split.train["item"].to_numpy(), minlength=split.n_items)  # popularity: train only
+    head = head_items(item_counts, head_share)
     kmax = max(ks)
     hits = np.zeros((len(eval_users), kmax), dtype=np.float32)
+    item_is_head = np.zeros((len(eval_users), kmax), dtype=bool)
     counters = {"short_lists": 0, "excluded_recommended": 0, "duplicates": 0}
     for lo in range(0, len(eval_users), batch_users):
         batch = eval_users[lo : lo + batch_users]
         ranked = np.asarray(rec.recommend(batch, kmax, exclude[batch]), dtype=np.int64)
         ranked = _validate(ranked, batch, kmax, split.n_items, exclude, counters)
         hits[lo : lo + len(batch)] = _hit_matrix(ranked, truth[batch])
-    per_user = metrics.per_user(hits, n_rel_all[eval_users], ks)
+        item_is_head[lo : lo + len(batch)] = (ranked >= 0) & head[np.maximum(ranked, 0)]
+    n_rel = n_rel_all[eval_users]
+    per_user = metrics.per_user(hits, n_rel, ks)
+    counts = split.train_counts()
+    groups = {**user_groups(eval_users, counts), **bin_groups(eval_users, counts, bins)}
+    n_rel_head = np.asarray(truth[eval_users][:, head].sum(1)).ravel().astype(np.int64)
+    by_item = item_group_metrics(hits, item_is_head, n_rel_head, n_rel, ks)
+    groups.update({g: mask for g, (mask, _) in by_item.items()})
     protocol = {"part": part, "exclude_train": True, "exclude_valid": bool(part == "test" and exclude_valid),
                 "ks": list(ks), "n_items": split.n_items, "max_train_interactions": max_train_interactions,
-                "focus_users": None if split.focus_users is None else int(len(split.focus_users))}
-    return EvalResult(part, tuple(ks), eval_users, per_user, user_groups(eval_users, split.train_counts()),
-                      protocol, counters, time.perf_counter() - start)
+                "focus_users": None if split.focus_users is None else int(len(split.focus_users)),
+                "user_bins": [b.label for b in bins],
+                "item_groups": {"head_share": head_share, "n_head_items": int(head.sum()),
+                                "head_min_train_count": int(item_counts[head].min()) if head.any() else None,
+                                "targets": {"head": int(n_rel_head.sum()), "tail": int((n_rel - n_rel_head).sum())}}}
+    return EvalResult(part, tuple(ks), eval_users, per_user, groups, protocol, counters,
+                      time.perf_counter() - start, {g: values for g, (_, values) in by_item.items()})
 
 
 def _validate(ranked: np.ndarray, users: np.ndarray, k: int, n_items: int, exclude: sp.csr_matrix,

@@ -1,5 +1,6 @@
 """The experiments layer: suites (configs/suites/*.yaml) expanded into run specs, the runner with its claim files,
-run records, leaderboards and plots rendered from them, paired comparisons, the leakage audit, search spaces and
+run records, leaderboards and their pictures (`plots`) rendered from them, learning curves and the one convergence
+rule (`curves`), paired comparisons, the leakage audit, search spaces and
 tuned configs (`tuned`), and Optuna studies (`tuning`).
 
 Belongs here: what is run, recorded and reported. May import: every layer below (`genrec.common`, `genrec.data`,

@@ -1,9 +1,16 @@
-"""Records -> `leaderboard/<suite>.md` and `leaderboard/<suite>.csv`. Tables are views; records are the truth.
+"""Records -> `leaderboard/<suite>.md`, `<suite>.csv` and the suite's pictures. Tables are views; records are truth.
 
 One row per (model, variant, dataset, split). A row missing any of the suite's seeds keeps its metric cells
-blank (never an average over what happens to exist). Std is the sample std (ddof=1) over seeds, blank for one
-seed. CSV columns: `model,variant,dataset,split,n_seeds`, then `<metric>@<k>` and `<metric>@<k>_std` for every
-metric, then `<group>/<metric>@<k>` for every user group.
+blank (never an average over what happens to exist), and so does its `converged` cell. Std is the sample std
+(ddof=1) over seeds, blank for one seed. CSV columns: `model,variant,dataset,split,n_seeds,converged,precision`,
+then `<metric>@<k>` and `<metric>@<k>_std` for every metric, then `<group>/<metric>@<k>` for every group
+(`longtail`, `q1`..`q5`, the suite's training-count bins `train=3`.., `head`, `tail`), then `<group>/n_users`.
+
+`converged` is `genrec.experiments.curves.convergence` over the row's seeds ("true" only when every seed is,
+"n/a" for models without iterative training); `precision` is each fit's `fit_info["precision"]` (or, for
+records that only say `bf16: true/false`, bf16/fp32), several values joined by "/", blank when not recorded.
+Pictures (`genrec.experiments.plots`): `<suite>_groups.png` (activity quintiles), `<suite>_bins.png` (when the
+suite declares bins), `<suite>_items.png` (all / head / tail items) and `<suite>_curves.png` (learning curves).
 """
 
 from __future__ import annotations
@@ -18,18 +25,40 @@ from tabulate import tabulate
 
 from genrec.common.paths import leaderboard_dir
 from genrec.common.util import atomic_write_text, git_sha
-from genrec.evaluation.evaluate import GROUPS
+from genrec.evaluation.groups import BIN_PREFIX, GROUPS, ITEM_GROUPS, parse_bin
 from genrec.evaluation.metrics import METRICS
-from genrec.experiments.compare import TEST_NAME, paired_rows, plot_groups
+from genrec.experiments import plots
+from genrec.experiments.compare import TEST_NAME, paired_rows
+from genrec.experiments.curves import RULE, convergence, last_point, row_status
 
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")
 MD_GROUP_METRICS = ("recall@20", "ndcg@20")
 PAIRED_METRICS = ("ndcg@20", "recall@20")
+PLOT_METRIC = "ndcg@20"
+QUINTILES = ("q1", "q2", "q3", "q4", "q5")
 
 
 def metric_names(ks: list[int]) -> list[str]:
     return [f"{m}@{k}" for m in METRICS for k in ks]
+
+
+def group_names(records: list[dict]) -> list[str]:
+    """`longtail`, `q1`..`q5`, then the training-count bins in the order the suite declared them, then `head`,
+    `tail` (when the records have them), then any other group found in the records."""
+    bins = list(dict.fromkeys(parse_bin(label).name for r in records
+                              for label in (r.get("protocol") or {}).get("user_bins") or []))
+    seen = {g for r in records for g in r.get("groups") or {}}
+    known = [*GROUPS, *bins, *(g for g in ITEM_GROUPS if g in seen)]
+    return known + sorted(seen - set(known))
+
+
+def precision(record: dict) -> str:
+    """The numeric precision a fit trained in: `fit_info["precision"]`, else from a `bf16` flag, else ""."""
+    info = record.get("fit_info") or {}
+    if info.get("precision"):
+        return str(info["precision"])
+    return ("bf16" if info["bf16"] else "fp32") if isinstance(info.get("bf16"), bool) else ""
 
 
 def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks: list[int]) -> pd.DataFrame:
@@ -46,24 +75,29 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
             rows[key].append(r)
     for key in expected or {}:  # a planned row without any record still shows up, with blank cells
         rows.setdefault(key, [])
-    names = metric_names(ks)
+    names, groups = metric_names(ks), group_names(records)
     out = []
     for key, recs in rows.items():
         complete = {r["seed"] for r in recs} >= set(expected[key] if expected is not None else seeds)
         row = dict(zip(KEY, key, strict=True))
         row["n_seeds"] = len({r["seed"] for r in recs})
+        row["converged"] = row_status([convergence(r.get("fit_info") or {}) for r in recs]) if complete else ""
+        row["precision"] = "/".join(sorted({precision(r) for r in recs} - {""}))
         for name in names:
             vals = [r["metrics"].get(name, math.nan) for r in recs]
             row[name] = float(np.mean(vals)) if complete else math.nan
             row[f"{name}_std"] = float(np.std(vals, ddof=1)) if complete and len(vals) > 1 else math.nan
-        for g in GROUPS:
+        for g in groups:
             for name in names:
-                vals = [r["groups"].get(g, {}).get(name, math.nan) for r in recs]
+                vals = [(r.get("groups") or {}).get(g, {}).get(name, math.nan) for r in recs]
                 row[f"{g}/{name}"] = float(np.mean(vals)) if complete else math.nan
+        for g in groups:
+            sizes = [(r.get("group_sizes") or {}).get(g, math.nan) for r in recs]
+            row[f"{g}/n_users"] = float(np.mean(sizes)) if complete else math.nan
         row["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in recs])) if recs else math.nan
         out.append(row)
-    cols = [*KEY, "n_seeds"] + [c for n in names for c in (n, f"{n}_std")] + [f"{g}/{n}" for g in GROUPS
-                                                                            for n in names]
+    cols = [*KEY, "n_seeds", "converged", "precision", *(c for n in names for c in (n, f"{n}_std")),
+            *(f"{g}/{n}" for g in groups for n in names), *(f"{g}/n_users" for g in groups)]
     df = pd.DataFrame(out, columns=cols + ["fit_seconds"])
     return df.sort_values(list(KEY), kind="stable").reset_index(drop=True)
 
@@ -75,7 +109,18 @@ def _cell(mean: float, std: float) -> str:
 
 
 def render_markdown(df: pd.DataFrame, meta: dict) -> str:
-    """The Markdown page: provenance header, overall table, user-group table."""
+    """The Markdown page: provenance header, overall table, group tables with their pictures, learning curves,
+    paired differences (when the suite compares rows), run details (when records are given)."""
+    key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
+    lines = _header(meta) + _overall(df, key_cols) + _group_sections(df, meta, key_cols) + _curve_section(meta)
+    if meta.get("paired"):
+        lines += _paired_section(meta)
+    if meta.get("records"):
+        lines += _details_section(meta, "split" in key_cols)
+    return "\n".join(lines) + "\n"
+
+
+def _header(meta: dict) -> list[str]:
     lines = [
         f"<!-- generated by `{meta['command']}` from results/{meta['suite']}/*.json: do not edit by hand -->",
         f"# Leaderboard: `{meta['suite']}` (suite version {meta['suite_version']})",
@@ -87,34 +132,101 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
         f"validation items excluded at test: {meta['exclude_valid']}",
         f"- command: `{meta['command']}`",
         "- cells: mean ± sample std over seeds; a blank cell means a seed is missing.",
-        "",
-        "## Overall (test)",
-        "",
     ]
     if meta.get("tuned"):
-        lines[-3:-3] = ["- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
-                        + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"])]
-    key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
-    headers = [*key_cols, "seeds", *MD_METRICS, "fit s"]
-    body = [[*(r[c] for c in key_cols), r.n_seeds,
-             *[_cell(r[m], r[f"{m}_std"]) for m in MD_METRICS],
+        lines.append("- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
+                     + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"]))
+    return lines
+
+
+def _flag(row: pd.Series, col: str) -> str:
+    """A key cell, with a dagger on the model of a row that is not converged."""
+    return f"{row[col]} {plots.DAGGER}" if col == "model" and row["converged"] == "false" else str(row[col])
+
+
+def _overall(df: pd.DataFrame, key_cols: list[str]) -> list[str]:
+    shown = [m for m in MD_METRICS if m in df]  # the suite's cutoffs decide which exist
+    headers = [*key_cols, "seeds", "converged", *shown, "fit s"]
+    body = [[*(_flag(r, c) for c in key_cols), r.n_seeds, r.converged,
+             *[_cell(r[m], r[f"{m}_std"]) for m in shown],
              "" if math.isnan(r.fit_seconds) else f"{r.fit_seconds:.0f}"]
             for _, r in df.iterrows()]
-    lines.append(tabulate(body, headers, tablefmt="github", disable_numparse=True))
-    lines += ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "
-              "`q1`..`q5` = activity quintiles)", ""]
-    gcols = [f"{g}/{m}" for m in MD_GROUP_METRICS for g in GROUPS]
-    body = [[*(r[c] for c in key_cols), *[_cell(r[c], math.nan) for c in gcols]] for _, r in df.iterrows()]
-    lines.append(tabulate(body, [*key_cols, *gcols], tablefmt="github",
-                          disable_numparse=True))
-    if meta.get("plot"):
-        lines += ["", f"![NDCG@20 by user-activity group]({meta['plot']})", "",
-                  f"Plot: [{meta['plot']}]({meta['plot']})"]
-    if meta.get("paired"):
-        lines += _paired_section(meta)
-    if meta.get("fit_info_columns"):
-        lines += _fit_info_section(meta)
-    return "\n".join(lines) + "\n"
+    lines = ["", "## Overall (test)", "", tabulate(body, headers, tablefmt="github", disable_numparse=True)]
+    if (df["converged"] == "false").any():
+        lines += ["", f"{plots.DAGGER} not converged: its validation curve was still rising when training stopped, "
+                      "so its numbers are not results (see [Learning curves](#learning-curves)). "
+                      f"Rule ({'`'}genrec/experiments/curves.py{'`'}): {RULE}."]
+    return lines
+
+
+def _group_table(df: pd.DataFrame, key_cols: list[str], groups: list[str]) -> str:
+    """`<group>/<metric>` cells for MD_GROUP_METRICS; the pseudo-group `all` is the overall metric column."""
+    pairs = [(g, m) for m in MD_GROUP_METRICS if m in df for g in groups]
+    body = [[*(_flag(r, c) for c in key_cols), *[_cell(r[m if g == "all" else f"{g}/{m}"], math.nan)
+                                                for g, m in pairs]] for _, r in df.iterrows()]
+    return tabulate(body, [*key_cols, *(f"{g}/{m}" for g, m in pairs)], tablefmt="github", disable_numparse=True)
+
+
+def _picture(meta: dict, kind: str, alt: str, data: str = "the table above; the CSV holds every column") -> list[str]:
+    name = (meta.get("plots") or {}).get(kind)
+    return ["", f"![{alt}]({name})", "", f"Picture: [{name}]({name}) (data: {data})"] if name else []
+
+
+def _group_sections(df: pd.DataFrame, meta: dict, key_cols: list[str]) -> list[str]:
+    groups = [c.removesuffix("/n_users") for c in df.columns if c.endswith("/n_users")]
+    bins = [g for g in groups if g.startswith(BIN_PREFIX)]
+    lines = ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "
+             "`q1`..`q5` = activity quintiles)", "", _group_table(df, key_cols, list(GROUPS))]
+    lines += _picture(meta, "groups", f"{PLOT_METRIC.upper()} by user-activity quintile")
+    if bins:
+        lines += ["", "## By training-count bin (test; users grouped by their number of training interactions)", "",
+                  _group_table(df, key_cols, bins)]
+        lines += _picture(meta, "bins", f"{PLOT_METRIC.upper()} by training-count bin")
+    if all(g in groups for g in ITEM_GROUPS):
+        lines += ["", "## Head vs tail items (test; `head` = targets among the most popular items by training "
+                  "count, `tail` = the other targets; each user's hits and relevant set restricted to the group)",
+                  "", _group_table(df, key_cols, ["all", *ITEM_GROUPS]), "", *_head_definitions(meta)]
+        lines += _picture(meta, "items", f"{PLOT_METRIC.upper()} on head and tail items")
+    if bins or all(g in groups for g in ITEM_GROUPS):
+        lines += ["", "### Group sizes (evaluated users per group; a range when rows differ)", "",
+                  _sizes_table(df, [*bins, *(g for g in ITEM_GROUPS if g in groups)])]
+    return lines
+
+
+def _head_definitions(meta: dict) -> list[str]:
+    """One line per (dataset, split): how many items are head and what that means in training counts."""
+    seen: dict[tuple, set] = defaultdict(set)
+    for r in meta.get("records") or []:
+        info = (r.get("protocol") or {}).get("item_groups")
+        if info:
+            seen[(r["dataset"], r["split"])].add((info["head_share"], info["n_head_items"],
+                                                  info["head_min_train_count"], info["targets"]["head"],
+                                                  info["targets"]["tail"]))
+    lines = []
+    for (ds, split), values in sorted(seen.items()):
+        for share, n_head, min_count, head, tail in sorted(values):
+            lines.append(f"- {ds} / {split}: head = the {100 * share:g}% most popular items, {n_head} items "
+                         f"(>= {min_count} training interactions); test targets {head} head, {tail} tail")
+    return lines
+
+
+def _sizes_table(df: pd.DataFrame, groups: list[str]) -> str:
+    body = []
+    for (ds, split), part in df.groupby(["dataset", "split"], sort=True):
+        cells = [ds, split]
+        for g in groups:
+            vals = sorted({int(round(v)) for v in part[f"{g}/n_users"] if not math.isnan(v)})
+            cells.append("" if not vals else str(vals[0]) if len(vals) == 1 else f"{vals[0]}-{vals[-1]}")
+        body.append(cells)
+    return tabulate(body, ["dataset", "split", *groups], tablefmt="github", disable_numparse=True)
+
+
+def _curve_section(meta: dict) -> list[str]:
+    lines = ["", "## Learning curves", "", f"Validation metric against training samples seen, one line per seed. "
+             f"The `converged` column applies one rule (`genrec/experiments/curves.py`): {RULE}; "
+             "n/a = no iterative training. Each run's epochs, steps and precision are in the run details below."]
+    return lines + _picture(meta, "curves", "validation metric against training samples seen",
+                            data="each record's fit_info.curve")
 
 
 def _paired_section(meta: dict) -> list[str]:
@@ -137,36 +249,66 @@ def _paired_section(meta: dict) -> list[str]:
     return lines + [tabulate(body, headers, tablefmt="github", disable_numparse=True)]
 
 
-def _fit_info_section(meta: dict) -> list[str]:
-    cols = meta["fit_info_columns"]
+def _details_section(meta: dict, with_split: bool) -> list[str]:
+    """One line per record: precision, how long it trained (epochs, optimizer steps, samples, seconds of the
+    training loop), its best epoch and convergence verdict, then the suite's own `fit_info_columns`."""
+    cols = meta.get("fit_info_columns") or []
+    keys = ["model", "variant", "dataset", *(["split"] if with_split else []), "seed"]
     body = []
-    for r in sorted(meta["records"], key=lambda r: (r["model"], r["variant"], r["dataset"], r["seed"])):
-        cells = [r["model"], r["variant"], r["dataset"], r["seed"]]
+    for r in sorted(meta["records"], key=lambda r: (r["model"], r["variant"], r["dataset"], r["split"], r["seed"])):
+        info = r.get("fit_info") or {}
+        end, verdict = last_point(info), convergence(info)
+        cells = [*(r[k] for k in keys), precision(r), end.get("epoch", info.get("epochs", info.get("epochs_run", ""))),
+                 end.get("step", ""), end.get("samples", ""),
+                 f"{end['seconds']:.0f}" if "seconds" in end else "", info.get("best_epoch", ""),
+                 f"{verdict.status} ({verdict.reason})"]
         for col in cols:
-            value = r.get("fit_info", {})
+            value = info
             for part in col.split("."):
                 value = value.get(part, "") if isinstance(value, dict) else ""
             cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
         body.append(cells)
+    headers = [*keys, "precision", "epochs", "steps", "samples", "train s", "best epoch", "converged", *cols]
     return ["", "## Run details (from each record's fit_info)", "",
-            tabulate(body, ["model", "variant", "dataset", "seed", *cols], tablefmt="github", disable_numparse=True)]
+            tabulate(body, headers, tablefmt="github", disable_numparse=True)]
 
 
 def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write `<suite>.md` and `<suite>.csv` (atomically); returns both paths."""
+    """Write `<suite>.md`, `<suite>.csv` and the suite's pictures (atomically); returns the two table paths."""
     df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
-    meta = {**meta, "records": records}
-    if len(df):
-        plot = plot_groups(df, out_dir / f"{meta['suite']}_groups.png",
-                           title=f"{meta['suite']}: NDCG@20 by user activity")
-        meta["plot"] = plot.name
+    meta = {**meta, "records": records, "plots": write_plots(df, records, meta["suite"], out_dir)}
     if meta.get("compare_to") and records:
         meta["paired"] = paired_rows(records, tuple(meta["compare_to"]), PAIRED_METRICS)
     atomic_write_text(csv_path, df.drop(columns=["fit_seconds"]).to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md_path, render_markdown(df, meta))
     return md_path, csv_path
+
+
+def write_plots(df: pd.DataFrame, records: list[dict], suite: str, out_dir: Path) -> dict[str, str]:
+    """Render every picture the data allows; kind -> file name (next to the Markdown, which embeds them)."""
+    groups = [c.removesuffix("/n_users") for c in df.columns if c.endswith("/n_users")]
+    bins = [g for g in groups if g.startswith(BIN_PREFIX)]
+    metric = PLOT_METRIC.upper()
+    figures = {
+        "groups": plots.group_plot(df, [f"{q}/{PLOT_METRIC}" for q in QUINTILES], list(QUINTILES),
+                                   title=f"{suite}: test {metric} by user-activity quintile",
+                                   xlabel="user-activity quintile (q1 = least active)",
+                                   ylabel=f"test {metric}"),
+        "bins": plots.group_plot(df, [f"{b}/{PLOT_METRIC}" for b in bins], [b.removeprefix(BIN_PREFIX) for b in bins],
+                                 title=f"{suite}: test {metric} by users' training-interaction count",
+                                 xlabel="training interactions of the user", ylabel=f"test {metric}") if bins else None,
+        "items": plots.group_plot(df, [PLOT_METRIC, *(f"{g}/{PLOT_METRIC}" for g in ITEM_GROUPS)],
+                                  ["all targets", "head items", "tail items"],
+                                  title=f"{suite}: test {metric} on head items (most popular by training count) "
+                                        "and tail items", xlabel="test targets",
+                                  ylabel=f"test {metric}") if all(g in groups for g in ITEM_GROUPS) else None,
+        "curves": plots.curve_plot(records, {tuple(r[k] for k in KEY) for _, r in df.iterrows()
+                                             if r["converged"] == "false"},
+                                   title=f"{suite}: learning curves (validation, one line per seed)"),
+    }
+    return {kind: plots.save(fig, out_dir / f"{suite}_{kind}.png").name for kind, fig in figures.items() if fig}
 
 
 def write_suite(suite, specs: list, records: list[dict], command: str, profile: str) -> tuple[Path, Path]:

@@ -108,7 +108,8 @@ def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
     valid = evaluate(model, split, "valid", ev.ks, batch_users=ev.batch_users,
                      max_train_interactions=ev.max_train_interactions)
     test = evaluate(model, split, "test", ev.ks, ev.exclude_valid, ev.batch_users,
-                    max_train_interactions=ev.max_train_interactions)
+                    max_train_interactions=ev.max_train_interactions, user_bins=ev.user_bins,
+                    head_share=ev.head_share)
     record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds)
     record["wall_seconds"] = time.perf_counter() - start
     if audit:

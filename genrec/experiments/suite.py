@@ -18,7 +18,6 @@ from genrec.common.config import (
     hash_view,
     load_yaml,
     model_layers,
-    to_dict,
     unknown_key_message,
 )
 from genrec.common.errors import ConfigError, DataError
@@ -71,7 +70,7 @@ class RunSpec:
         """Everything that determines the run's result (hashed into `config_hash`)."""
         return {"model": self.model, "variant": self.variant, "dataset": self.dataset, "split": self.split,
                 "split_params": self.split_params, "seed": self.seed, "model_config": hash_view(self.config),
-                "eval": to_dict(self.eval)}
+                "eval": hash_view(self.eval)}
 
     @property
     def config_hash(self) -> str:

@@ -101,7 +101,7 @@ def run(model, ctx, dist=None) -> dict:
     w = model.loss_weights()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best_dir, last_dir = Path(ctx.work_dir) / "colarec-best", Path(ctx.work_dir) / "colarec-last"
-    state = {"epoch": 0, "best_value": -float("inf"), "best_epoch": 0, "bad": 0, "step": 0}
+    state = {"epoch": 0, "best_value": -float("inf"), "best_epoch": 0, "bad": 0, "step": 0, "samples": 0}
     metric, curve, last_good = ctx.eval.valid_metric, [], None
     if cfg.resume_from:
         state.update(load_checkpoint(Path(cfg.resume_from), net, opt))
@@ -119,7 +119,7 @@ def run(model, ctx, dist=None) -> dict:
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - start > 60 * cfg.time_budget_min
         if dist is not None:
             out_of_time = dist.agree(out_of_time)  # rank 0's clock decides
-        record = {"epoch": epoch, **sums}
+        record = {"epoch": epoch, "step": state["step"], "samples": state["samples"], **sums}  # experiments.curves
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             t0 = time.perf_counter()
             net.eval()
@@ -138,8 +138,10 @@ def run(model, ctx, dist=None) -> dict:
                 save_checkpoint(last_dir, model, dict(state), opt)
             last_good = last_dir
         state["epoch"] = epoch
+        record["seconds"] = time.perf_counter() - start
         curve.append(record)
-        ctx.log(f"colarec epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+        ctx.log(f"colarec epoch {epoch} (step {state['step']}): " + ", ".join(
+            f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "samples", "seconds")))
         if state["bad"] > cfg.patience or out_of_time:
             break
     if main and (best_dir / "model.safetensors").is_file():
@@ -190,4 +192,5 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
         bar.update(1)
         bar.set_postfix(loss=f"{terms['total'].item():.4f}")
     bar.close()
-    return {f"loss_{k}": v for k, v in sums.items()}
+    state["samples"] += len(pairs)
+    return {"loss" if k == "total" else f"loss_{k}": v for k, v in sums.items()}
