@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genrec.common.errors import ConfigError
 from genrec.data.dataset import Dataset
 from genrec.data.splits import Split
 from genrec.evaluation.evaluate import evaluate
+from genrec.evaluation.metrics import METRICS
 
 
 @dataclass
@@ -25,6 +27,19 @@ class EvalConfig:
     valid_metric: str = "ndcg@10"  # model selection / early stopping metric on the validation part
     batch_users: int = 2048  # users ranked per chunk (bounds memory)
     max_train_interactions: int | None = None  # evaluate only users with at most this many training items
+
+    def __post_init__(self) -> None:
+        """Refuse a protocol that would crash or mislead only after a fit (the bounds of `batch_users` and
+        `max_train_interactions` are checked by `genrec.common.config.build`)."""
+        ks = list(self.ks)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ConfigError(f"eval.ks: {ks!r}: expected a non-empty list of cutoffs >= 1, e.g. [5, 10, 20]")
+        if len(set(ks)) != len(ks):
+            raise ConfigError(f"eval.ks: {ks!r} lists a cutoff twice; list each once")
+        metric, _, k = str(self.valid_metric).partition("@")
+        if metric not in METRICS or not k.isdigit() or int(k) not in ks:
+            raise ConfigError(f"eval.valid_metric: {self.valid_metric!r} is not <metric>@<k> with metric one of "
+                              f"{', '.join(METRICS)} and k one of eval.ks {ks}")
 
 
 @dataclass
