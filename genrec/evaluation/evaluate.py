@@ -35,6 +35,8 @@ class EvalResult:
     protocol: dict
     counters: dict = field(default_factory=dict)
     seconds: float = 0.0
+    hits: np.ndarray | None = None  # bool [n_users, max(ks)]: what `per_user` is computed from (kept in records)
+    n_rel: np.ndarray | None = None  # relevant items of each evaluated user
 
     def means(self) -> dict[str, float]:
         return {k: float(v.mean()) if len(v) else float("nan") for k, v in self.per_user.items()}
@@ -102,12 +104,13 @@ def evaluate(
         ranked = np.asarray(rec.recommend(batch, kmax, exclude[batch]), dtype=np.int64)
         ranked = _validate(ranked, batch, kmax, split.n_items, exclude, counters)
         hits[lo : lo + len(batch)] = _hit_matrix(ranked, truth[batch])
-    per_user = metrics.per_user(hits, n_rel_all[eval_users], ks)
+    n_rel = n_rel_all[eval_users]
+    per_user = metrics.per_user(hits, n_rel, ks)
     protocol = {"part": part, "exclude_train": True, "exclude_valid": bool(part == "test" and exclude_valid),
                 "ks": list(ks), "n_items": split.n_items, "max_train_interactions": max_train_interactions,
                 "focus_users": None if split.focus_users is None else int(len(split.focus_users))}
     return EvalResult(part, tuple(ks), eval_users, per_user, user_groups(eval_users, split.train_counts()),
-                      protocol, counters, time.perf_counter() - start)
+                      protocol, counters, time.perf_counter() - start, hits.astype(bool), n_rel)
 
 
 def _validate(ranked: np.ndarray, users: np.ndarray, k: int, n_items: int, exclude: sp.csr_matrix,

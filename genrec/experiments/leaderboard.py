@@ -21,6 +21,7 @@ from genrec.common.util import atomic_write_text, git_sha
 from genrec.evaluation.evaluate import GROUPS
 from genrec.evaluation.metrics import METRICS
 from genrec.experiments.compare import TEST_NAME, paired_rows, plot_groups
+from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
 
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")
@@ -94,6 +95,13 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     if meta.get("tuned"):
         lines[-3:-3] = ["- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
                         + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"])]
+    if meta.get("override_rows"):
+        by_command = defaultdict(list)
+        for m, v, cmd in meta["override_rows"]:
+            by_command[cmd].append(f"`{m}/{v}`")
+        lines[-3:-3] = ["- override rows (variant `<variant>+<key=value,...>`: the CLI overrides that changed "
+                        "the run; the suite's own rows are unchanged): "
+                        + "; ".join(f"{', '.join(rows)} by `{cmd}`" for cmd, rows in sorted(by_command.items()))]
     key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
     headers = [*key_cols, "seeds", *MD_METRICS, "fit s"]
     body = [[*(r[c] for c in key_cols), r.n_seeds,
@@ -152,11 +160,15 @@ def _fit_info_section(meta: dict) -> list[str]:
             tabulate(body, ["model", "variant", "dataset", "seed", *cols], tablefmt="github", disable_numparse=True)]
 
 
-def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write `<suite>.md` and `<suite>.csv` (atomically); returns both paths."""
+def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None,
+                      force: bool = False) -> tuple[Path, Path]:
+    """Write `<suite>.md` and `<suite>.csv` (atomically); returns both paths. Refuses (`guard.TableError`) to
+    blank a value the existing CSV fills, unless `force`."""
     df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
+    refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)),
+                  filled_cells(df.drop(columns=["fit_seconds"]), KEY, ("n_seeds",)), force)
     meta = {**meta, "records": records}
     if len(df):
         plot = plot_groups(df, out_dir / f"{meta['suite']}_groups.png",
@@ -169,8 +181,10 @@ def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = No
     return md_path, csv_path
 
 
-def write_suite(suite, specs: list, records: list[dict], command: str, profile: str) -> tuple[Path, Path]:
-    """Leaderboard of one suite run: only records matching the plan's exact configs are shown."""
+def write_suite(suite, specs: list, records: list[dict], command: str, profile: str,
+                force: bool = False) -> tuple[Path, Path]:
+    """Leaderboard of a suite: one row per spec row (`genrec.experiments.view.table_specs`), filled only from
+    records matching a spec's exact config."""
 
     wanted = {(s.model, s.variant, s.dataset, s.split, s.seed, s.config_hash) for s in specs}
     records = [r for r in records
@@ -188,5 +202,7 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
         "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,
         "fit_info_columns": suite.fit_info_columns, "row_seeds": row_seeds,
         "tuned": sorted({(s.model, s.variant, s.tuned_from) for s in specs if s.tuned_from}),
+        "override_rows": sorted({(r["model"], r["variant"], r.get("command") or "?") for r in records
+                                 if r.get("overrides")}),
     }
-    return write_leaderboard(records, meta)
+    return write_leaderboard(records, meta, force=force)
