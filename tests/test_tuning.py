@@ -314,6 +314,16 @@ def test_report_re_renders_from_the_committed_exports_alone(tiny, tmp_path, monk
     assert job.name not in md.read_text()
 
 
+def test_report_refuses_to_shrink_a_report_that_has_no_csv(tiny, tmp_path):
+    """The report committed before tuning.csv existed: its `## <study>` sections count as filled rows."""
+    md = tmp_path / "lb" / "tuning.md"
+    md.parent.mkdir()
+    md.write_text("# Tuning report\n\n## mf--ml-100k--colarec--4f82f2c382\n\n## sasrec--ml-100k--colarec--db451d2b76\n")
+    with pytest.raises(TableError, match=r"would lose 2 filled values in 2 of its 2 rows \(mf--ml-100k--colarec"):
+        write_report(retrain=False)
+    assert not md.with_suffix(".csv").exists()
+
+
 def test_failed_trials_do_not_use_up_the_budget(tiny, tmp_path):
     """Trials that fail for a cause the user then fixes: the same command runs the missing trials afterwards."""
     cause = tmp_path / "cause"

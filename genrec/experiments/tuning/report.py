@@ -12,6 +12,7 @@ that would lose values of the committed table is refused unless `force` (`genrec
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,20 @@ def write_report(exports: list[Path] | None = None, retrain: bool = True, out: P
     table = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r))) if rows else pd.DataFrame(
         columns=["study"])
     csv_path = path.with_suffix(".csv")
-    refuse_losses(path, filled_cells_of_csv(csv_path, ("study",)), filled_cells(table, ("study",)), force)
+    old = filled_cells_of_csv(csv_path, ("study",)) | _sections(path)  # sections: also a report without a CSV
+    refuse_losses(path, old, filled_cells(table, ("study",)) | {(r["study"], "section") for r in rows}, force)
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(path, "\n".join(report_header(rows) + sections) + "\n")
     return path
+
+
+def _sections(path: Path) -> set[tuple[str, str]]:
+    """(study, "section") for every `## <study>` section of an existing report."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {(m, "section") for m in re.findall(r"^## (\S+)$", text, flags=re.M)}
 
 
 def report_header(rows: list[dict]) -> list[str]:
