@@ -8,31 +8,42 @@
     python benchmarks/run.py --stats ml-100k               # dataset statistics
     python benchmarks/run.py --suite main --leaderboard-only   # re-render the table from existing records
 
-Runs whose record already exists with the same config hash are skipped (resume); `--force` reruns them.
-Several drivers may run one suite at once: each run is claimed first (`genrec.experiments.claims`), a run another live driver
-holds is skipped, and at the end each driver waits (up to `--wait-timeout`) for those, so every driver ends with
-the complete set of records before it writes the leaderboard. A killed driver's claims are taken over.
-A corrupted record in results/ stops the driver before it runs anything (exit 2, naming the file).
+Each run writes `results/<suite>/<run_id>--<config_hash>--<split_hash>.json` (+ `.npz`); a run is done when a
+record with its config hash was computed on the data on disk now (dataset fingerprint and split hash), else it is
+todo (or "stale" when only records of older data exist: they are kept, never shown); `--force` reruns done runs.
+CLI `key=value` overrides that change a run make it a row of its own (variant `<variant>+<key=value,...>`), so
+they never replace the suite's default records or rows. The leaderboard always shows the whole suite from every
+current record (the suite's own rows, plus override rows and `--dataset` rows that have records), whatever corner
+this command ran, and it is never replaced by a table that fills fewer rows (refused unless `--force`).
+Several drivers may run one suite at once: each run is claimed first (`genrec.experiments.claims`), a run another
+live driver holds is skipped, and at the end each driver waits (up to `--wait-timeout`) for those, so every
+driver ends with the complete set of records before it writes the leaderboard. A killed driver's claims are taken
+over; Ctrl-C stops with one line and exit code 130 (rerun the same command to resume).
+Every input is checked before any run starts (exit 2, one line, nothing written): suite, overrides and their
+types and ranges, seeds, threads, datasets and splits, and every existing record of the suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genrec.common.config import parse_overrides  # noqa: E402
+from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
+from genrec.data.cache import cached_split  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
 from genrec.experiments.leaderboard import write_suite  # noqa: E402
 from genrec.experiments.records import load_records  # noqa: E402
-from genrec.experiments.runner import is_done, run_claimed, spec_run_id  # noqa: E402
+from genrec.experiments.runner import Status, run_claimed, spec_run_id, status  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
+from genrec.experiments.view import current_records, table_specs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--seeds", help="comma-separated seeds, overriding the suite's")
     p.add_argument("--dry-run", action="store_true", help="print the plan and whether each run is done")
-    p.add_argument("--force", action="store_true", help="rerun runs whose record already exists")
+    p.add_argument("--force", action="store_true", help="rerun runs whose record already exists; with "
+                   "--leaderboard-only, write a table even if it fills fewer rows than the existing one")
     p.add_argument("--wait-timeout", type=float, default=86400.0, metavar="SECONDS",
                    help="how long to wait at the end for runs other drivers hold (default: a day)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not (re)write leaderboard/<suite>.md/.csv")
@@ -63,9 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def parse_seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",")]
+        seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    return check_seeds(seeds, f"--seeds {text!r}")
 
 
 def fmt_seconds(s: float) -> str:
@@ -75,10 +88,6 @@ def fmt_seconds(s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(args.threads)
     if args.list:
         print("suites:  ", ", ".join(list_suites()))
         print("models:  ", ", ".join(list_models()))
@@ -92,32 +101,67 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         print("error: give --suite NAME (or --list)", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
+    if not args.wait_timeout >= 0:
+        raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
     suite = load_suite(args.suite)
     seeds = parse_seeds(args.seeds) if args.seeds else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
                  args.variant)
-    done = [not args.force and is_done(s) for s in specs]
-    if args.dry_run:
-        for i, (spec, d) in enumerate(zip(specs, done, strict=True), 1):
-            print(f"[{i}/{len(specs)}] {'done' if d else 'todo'}  {spec_run_id(spec)}  config {spec.config_hash}")
-        return 0
+    load_records(suite.name)  # every record of the suite must be readable before anything runs
     if args.leaderboard_only:
-        write_suite_leaderboard(suite, specs, args)
+        write_suite_leaderboard(suite, args)
         return 0
-    todo = [s for s, d in zip(specs, done, strict=True) if not d]
+    check_data(specs)
+    if args.threads:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(args.threads)
+    states = [Status("todo") if args.force else status(s) for s in specs]
+    if args.dry_run:
+        for i, (spec, st) in enumerate(zip(specs, states, strict=True), 1):
+            why = f"  ({st.reason}; its record is kept, and not shown)" if st.reason else ""
+            print(f"[{i}/{len(specs)}] {st.state}  {spec_run_id(spec)}  config {spec.config_hash}{why}")
+        return 0
+    todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
           f"{len(todo)} to run", flush=True)
-    code = run_todo(todo, args)
+    if args.audit:
+        report_audit_skips([st.record for st in states if st.state == "done"])
+    code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None
+                                                                              else argv)]))
     sweep(suite.name)
     if code == 0 and not args.no_leaderboard:
-        write_suite_leaderboard(suite, specs, args)
+        write_suite_leaderboard(suite, args)
     return code
+
+
+def check_data(specs: list) -> None:
+    """Load every dataset and make every split of the plan once (cached for the runs), so a bad data file or a
+    split the data cannot take fails before the first run instead of after some."""
+    seen = set()
+    for s in specs:
+        key = (s.dataset, s.split, tuple(sorted(s.split_params.items())))
+        if key not in seen:
+            seen.add(key)
+            cached_split(s.dataset, s.split, s.seed, s.split_params)
+
+
+def report_audit_skips(done: list[dict]) -> None:
+    """`--audit` fits the runs it runs under the audit; say which done runs it leaves alone, and whether they were."""
+    unaudited = [r["run_id"] for r in done if not (r.get("audit") or {}).get("checked")]
+    if unaudited:
+        print(f"--audit: {len(unaudited)} done run(s) were fitted without the audit and are skipped, not audited "
+              f"(add --force to refit them under it): {', '.join(unaudited)}", flush=True)
+    if len(done) > len(unaudited):
+        print(f"--audit: {len(done) - len(unaudited)} done run(s) were already fitted under the audit", flush=True)
 
 
 POLL_SECONDS = 0.5  # how often a driver looks at the runs other drivers hold
 
 
-def run_todo(todo: list, args: argparse.Namespace) -> int:
+def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
     """Run every spec not held by another driver, then wait (bounded, polling) for the held ones; 0 when all done."""
     start, newer_than = time.perf_counter(), (time.time() if args.force else 0.0)
     ran = 0
@@ -125,7 +169,7 @@ def run_todo(todo: list, args: argparse.Namespace) -> int:
     def attempt(i: int, spec, first: bool) -> bool:
         nonlocal ran
         out = run_claimed(spec, log=lambda msg: print(f"    {msg}", flush=True), newer_than=newer_than,
-                          audit=args.audit)
+                          audit=args.audit, command=command)
         rid = spec_run_id(spec)
         if out.status == "ran":
             ran += 1
@@ -156,18 +200,18 @@ def run_todo(todo: list, args: argparse.Namespace) -> int:
     return 0
 
 
-def write_suite_leaderboard(suite, specs, args) -> None:
-    """Render the whole suite (all its models and datasets under this profile), not only this invocation's
-    `--model`/`--dataset` subset: rows whose records are missing stay blank."""
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
-    specs = plan(suite, args.profile, None, seeds, parse_overrides(args.overrides))
+def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:
+    """Render the whole suite under this profile from every current record (`genrec.experiments.view`), whatever
+    corner (`--model`, `--dataset`, `--seeds`, overrides) this command ran; refused when it would fill fewer
+    rows than the existing table, unless `--force`."""
+    records = load_records(suite.name)
+    log = lambda msg: print(f"    {msg}", flush=True)  # noqa: E731
+    specs = table_specs(suite, args.profile, records, log)
     command = f"python benchmarks/run.py --suite {suite.name}"
     if args.profile != "quick":
         command += f" --profile {args.profile}"
-    if args.seeds:
-        command += f" --seeds {args.seeds}"
-    command += "".join(f" {o}" for o in args.overrides)
-    md, csv = write_suite(suite, specs, load_records(suite.name), command, args.profile)
+    md, csv = write_suite(suite, specs, current_records(specs, records, log), command, args.profile,
+                          force=args.force)
     print(f"wrote {md} and {csv}")
 
 

@@ -3,7 +3,7 @@
     python benchmarks/tune.py --model lightgcn --dataset ml-100k --split colarec --trials 30
     python benchmarks/tune.py --model mf --trials 30 --workers 2          # 2 processes on one study
     python benchmarks/tune.py --model sasrec --timeout 3600 epochs=50     # time budget; fixed override
-    python benchmarks/tune.py --model mf --storage postgresql://me@dbhost/optuna   # several machines
+    python benchmarks/tune.py --model mf --storage postgresql+psycopg2://me@dbhost/optuna   # several machines
     python benchmarks/tune.py --model mf --storage journal:studies/mf.log         # Optuna JournalStorage
     python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
     python benchmarks/tune.py --report                                  # leaderboard/tuning.md
@@ -12,12 +12,17 @@
 The search space is `configs/search/<model>.yaml` (pop's is empty: tuning it is refused, there is nothing to
 search). The objective is the validation NDCG@10 (`eval.valid_metric`); per-epoch validation values drive the
 pruner; the test split is never used. The study is named from (model, dataset, split, space, overrides), so
-rerunning the same command resumes it and runs only the trials missing to reach `--trials` (COMPLETE, PRUNED and
-FAIL trials all count; trials left RUNNING by a killed process are marked FAIL first). Every model gets the same
-default budget (30 trials); the budget is recorded in the study. Storage defaults to
-`sqlite:///studies/<study>.db`. The best trial's params are written to `configs/tuned/<model>-<dataset>-<split>.yaml`,
-which suites with `tuned: true` apply. `--report` retrains each study's best config (suite `tuning`) for its test
-metrics and writes `leaderboard/tuning.md`.
+rerunning the same command resumes it and runs only the trials missing to reach `--trials`. COMPLETE and PRUNED
+trials count; FAIL trials are kept with their error but do not count, so once their cause is fixed the same
+command runs the missing trials (trials left RUNNING by a killed process are marked FAIL first). The command is
+checked before any trial starts (model, space, overrides, dataset, split, seed, storage URL): a bad one is one
+error line (exit 2) and adds no trial. Every model gets the same default budget (30 trials); the budget is
+recorded in the study. Storage defaults to `sqlite:///studies/<study>.db` (git-ignored). Every run exports the
+study to `studies/<study>.json` (committed); the best trial's params go to
+`configs/tuned/<model>-<dataset>-<split>.yaml`, which suites with `tuned: true` apply. `--report` refreshes the
+exports from the local studies (or `--storage`), retrains each study's best config (suite `tuning`; a current
+record in results/tuning/ is reused) for its test metrics and writes `leaderboard/tuning.md` and `.csv`; it
+refuses to replace a table with one that has fewer values unless `--force`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from genrec.experiments.tuning import (  # noqa: E402
     load_space,
     tune,
 )
-from genrec.experiments.tuning.report import default_storages, write_report  # noqa: E402
+from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
+from genrec.experiments.tuning.storage import check_storage_url  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-export", action="store_true", help="do not write configs/tuned/<model>-...yaml")
     p.add_argument("--report", action="store_true", help="write leaderboard/tuning.md for all studies and exit")
     p.add_argument("--no-retrain", action="store_true", help="with --report: skip retraining (no test metrics)")
+    p.add_argument("--force", action="store_true", help="with --report: write the report even if it has fewer "
+                   "values than the existing leaderboard/tuning.md")
     p.add_argument("overrides", nargs="*", help="fixed key=value config overrides (k=v, eval.k=v)")
     return p.parse_args(argv)
 
@@ -63,9 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.storage:
+        check_storage_url(args.storage)
     if args.report:
-        storages = [args.storage] if args.storage else default_storages()
-        print(f"wrote {write_report(storages, retrain=not args.no_retrain)}")
+        refresh_exports([args.storage] if args.storage else default_storages())
+        print(f"wrote {write_report(retrain=not args.no_retrain, force=args.force)}")
         return 0
     if not args.model:
         print("error: give --model NAME (or --report)", file=sys.stderr)
@@ -75,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     study = tune(job, args.trials, args.workers, args.timeout, command)
     c = counts(study)
     print(f"study {study.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed")
+    missing = args.trials - c["COMPLETE"] - c["PRUNED"]
+    if missing > 0:
+        print(f"{missing} trial(s) still missing (failed trials do not count): rerun this command to run them")
     if not c["COMPLETE"]:
         print("error: no trial completed; see the failed trials' user_attrs['error']", file=sys.stderr)
         return 1

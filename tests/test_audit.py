@@ -214,7 +214,7 @@ def test_driver_audit_flag_refuses_to_record_a_leaky_run(tmp_path, monkeypatch):
     the problem, and no record is written."""
     import genrec.experiments.runner as runner
     from genrec.common.errors import LeakageError
-    from genrec.experiments.records import load_records
+    from genrec.experiments.records import load_records, path_of
     from genrec.experiments.suite import SuiteConfig, plan
 
     monkeypatch.setenv("GENREC_RESULTS", str(tmp_path / "results"))
@@ -222,7 +222,7 @@ def test_driver_audit_flag_refuses_to_record_a_leaky_run(tmp_path, monkeypatch):
     spec = plan(SuiteConfig(name="audit-t", version=1, models=["pop"]))[0]
     record = runner.run_one(spec, log=lambda m: None, audit=True)
     assert record["audit"] == {"checked": True, "problems": []}
-    (tmp_path / "results" / "audit-t" / f"{record['run_id']}.json").unlink()
+    path_of(record).unlink()
     monkeypatch.setattr(runner, "model_class", lambda name: SmugglingPop)
     with pytest.raises(LeakageError, match="Pop.counts"):
         runner.run_one(spec, log=lambda m: None, audit=True)

@@ -5,12 +5,21 @@ the loader when the case needs a loader argument the driver does not take). The 
 file/key/value and what was expected; afterwards no record, npz, cache or leaderboard file may exist that was not
 there before (the only file allowed to appear is the empty `claims/.lock` the driver locks on).
 
+Every check happens before any work starts: config types and ranges (`eval.ks` must hold the leaderboard's
+cutoffs 5, 10 and 20; batch sizes, epochs, `max_train_interactions` >= 1; `eval.valid_metric` a known
+`<metric>@<k>` with k in `eval.ks`), seeds (0..2**32-1, each once), threads, every dataset file of the plan,
+and every record of the suite.
+
 Choices documented here:
 * duplicate rows in an atomic folder are dropped silently, keeping the earliest (the preprocessing spec), and
   counted in `Dataset.stats()["dropped_duplicates"]`; in a ColaRec release a repeated (user, item) is an error;
 * a release valid/test user without training rows is an error naming the user; a valid/test item without
   training rows is allowed and counted (`release_<part>_items_not_in_train`);
-* a corrupted record in results/ stops the driver before it runs anything, naming the file (exit 2).
+* a corrupted record in results/ stops the driver before it runs anything, naming the file (exit 2);
+* a repeated seed (`--seeds 0,0`) is an error, not silently deduplicated;
+* text that is not UTF-8 is an error naming line and byte (no guessing of encodings);
+* an atomic row with more or fewer tab-separated fields than its header is an error (pandas would shift the
+  columns silently).
 """
 
 from __future__ import annotations
@@ -43,19 +52,23 @@ def _dirs(tmp_path, monkeypatch):
         monkeypatch.setenv(var, str(tmp_path / sub))
 
 
-def _atomic(tmp: Path, body: str, head: str = ATOMIC_HEAD) -> Path:
+def _atomic(tmp: Path, body: str | bytes, head: str = ATOMIC_HEAD, item: str | None = None) -> Path:
     folder = tmp / "toy"
     folder.mkdir(exist_ok=True)
-    (folder / "toy.inter").write_text(head + body, encoding="utf-8")
+    (folder / "toy.inter").write_bytes(head.encode() + (body if isinstance(body, bytes) else body.encode()))
+    if item is not None:
+        (folder / "toy.item").write_text(item, encoding="utf-8")
     return folder
 
 
-def _release(tmp: Path, train: str = GOOD_TRAIN, valid: str = "1,3\n", test: str = "2,2\n") -> Path:
+def _release(tmp: Path, train: str | bytes = GOOD_TRAIN, valid: str = "1,3\n", test: str = "2,2\n",
+             corpus: object = None) -> Path:
     folder = tmp / "rel"
     folder.mkdir(exist_ok=True)
-    corpus = {str(i): {"atom_id": i, "cid": [1, 1, i], "content": f"title item {i}"} for i in range(1, 5)}
+    if corpus is None:
+        corpus = {str(i): {"atom_id": i, "cid": [1, 1, i], "content": f"title item {i}"} for i in range(1, 5)}
     (folder / "corpus_512.json").write_text(json.dumps(corpus))
-    (folder / "train_time_inter.csv").write_text(train)
+    (folder / "train_time_inter.csv").write_bytes(train if isinstance(train, bytes) else train.encode())
     (folder / "valid_inter.csv").write_text("user_id,item_id\n" + valid)
     (folder / "test_inter.csv").write_text("user_id,item_id\n" + test)
     return folder
@@ -65,8 +78,32 @@ def _drive(*args: str) -> Callable[[Path], object]:
     return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--no-leaderboard", *args])
 
 
-def _on_atomic(body: str, head: str = ATOMIC_HEAD) -> Callable[[Path], object]:
-    return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--dataset", f"atomic:{_atomic(tmp, body, head)}"])
+def _on_atomic(body: str | bytes, head: str = ATOMIC_HEAD, item: str | None = None) -> Callable[[Path], object]:
+    return lambda tmp: main(["--suite", "smoke", "--model", "pop", "--dataset",
+                             f"atomic:{_atomic(tmp, body, head, item)}"])
+
+
+GOOD_BODY = "".join(f"{u}\t{i}\t{10 * u + j}\n" for u in range(1, 4) for j, i in enumerate("abc"))
+ITEM_HEAD = "item_id:token\ttitle:token_seq\n"
+
+
+def _on_amazon(*reviews: str) -> Callable[[Path], object]:
+    def run(tmp: Path) -> object:
+        folder = tmp / "amz"
+        folder.mkdir()
+        (folder / "reviews_X_5.json").write_text("\n".join(reviews) + "\n")
+        (folder / "meta_X.json").write_text("{'asin': 'a', 'title': 'thing'}\n")
+        return main(["--suite", "smoke", "--model", "pop", "--dataset", f"amazon:{folder}"])
+    return run
+
+
+def _review(**fields: object) -> str:
+    base = {"reviewerID": "u1", "asin": "a", "overall": 5.0, "unixReviewTime": 1}
+    return json.dumps({**base, **fields})  # json.dumps writes float("nan") as NaN, as Python's json reads it
+
+
+def _with_model(model: str, *overrides: str) -> Callable[[Path], object]:
+    return lambda tmp: main(["--suite", "smoke", "--model", model, "--no-leaderboard", *overrides])
 
 
 def _on_release(**files: str) -> Callable[[Path], object]:
@@ -99,6 +136,36 @@ CASES = [
      r"\(user_id, item_id\) = \(1, 2\) occurs more than once \(in train_time_inter\.csv and valid_inter\.csv\)"),
     ("release-duplicate-within-a-part", _on_release(train=GOOD_TRAIN + "2,3,500\n"), DataError,
      r"\(user_id, item_id\) = \(2, 3\) occurs more than once \(in train_time_inter\.csv\)"),
+    ("atomic-duplicate-header-column", _on_atomic("1\ta\tb\n", head="user_id:token\titem_id:token\titem_id:token\n"),
+     DataError, r"toy\.inter: line 1: column 'item_id' appears twice in the header \(columns 2 and 3\)"),
+    ("atomic-latin1-bytes", _on_atomic(GOOD_BODY.encode() + "4\tcaf\u00e9\t1\n".encode("latin-1")), DataError,
+     r"toy\.inter: line 11, byte 6: 0xe9 is not UTF-8; expected UTF-8 text \(convert it, e\.g\. iconv"),
+    ("atomic-item-row-with-an-extra-field", _on_atomic(GOOD_BODY, item=ITEM_HEAD + "a\tred\tx\nb\tblue\tx\n"),
+     DataError, r"toy\.item: malformed line 2: 3 tab-separated fields; expected 2, one per header column"),
+    ("atomic-item-row-missing-a-field", _on_atomic(GOOD_BODY, item=ITEM_HEAD + "a\tred\nb\n"), DataError,
+     r"toy\.item: malformed line 3: 1 tab-separated fields; expected 2"),
+    ("atomic-infinite-timestamp", _on_atomic(GOOD_BODY + "4\ta\tinf\n"), DataError,
+     r"toy\.inter: line 11: timestamp 'inf' is not a number \(expected a finite number\)"),
+    ("atomic-nan-rating", _on_atomic("1\ta\tNaN\t1\n", head="user_id:token\titem_id:token\trating:float\ttimestamp:float\n"),
+     DataError, r"toy\.inter: line 2: rating 'NaN' is not a number"),
+    ("amazon-nan-rating", _on_amazon(_review(), _review(overall=float("nan"))), DataError,
+     r"reviews_X_5\.json: line 2: overall nan is not a number \(expected a finite number\)"),
+    ("amazon-nan-time", _on_amazon(_review(unixReviewTime=float("nan"))), DataError,
+     r"reviews_X_5\.json: line 1: unixReviewTime nan is not a number"),
+    ("amazon-null-reviewer-id", _on_amazon(_review(), _review(reviewerID=None)), DataError,
+     r"reviews_X_5\.json: line 2: reviewerID None is not an id \(expected a non-empty string\)"),
+    ("release-corpus-is-a-list", _on_release(corpus=[{"atom_id": 1, "cid": [1, 1, 1], "content": "x"}]), DataError,
+     r"corpus_512\.json: expected a JSON object .*, got a list"),
+    ("release-nan-cid", _on_release(corpus={str(i): {"cid": [1, float("nan") if i == 2 else 1, i], "content": "t"}
+                                            for i in range(1, 5)}), DataError,
+     r"corpus_512\.json: entry '2': cid \[1, nan, 2\] is not a non-empty list of integer codes"),
+    ("release-ragged-cid", _on_release(corpus={str(i): {"cid": [1, i] if i == 3 else [1, 1, i], "content": "t"}
+                                               for i in range(1, 5)}), DataError,
+     r"corpus_512\.json: entry '3' has a cid of 2 codes, entry '1' one of 3; expected every cid"),
+    ("release-duplicate-header-column", _on_release(train="user_id,item_id,time,time\n1,1,100,1\n"), DataError,
+     r"train_time_inter\.csv: line 1: column 'time' appears twice in the header \(columns 3 and 4\)"),
+    ("release-latin1-bytes", _on_release(train=GOOD_TRAIN.encode() + b"2,2,500\xff\n"), DataError,
+     r"train_time_inter\.csv: line 6, byte 8: 0xff is not UTF-8"),
     ("timestamp-as-text", _on_atomic("1\ta\t100\n1\tb\tyesterday\n"), DataError,
      r"toy\.inter: line 3: timestamp 'yesterday' is not a number"),
     ("release-time-as-text", _on_release(train="user_id,item_id,time\n1,1,100\n2,1,2014-01-01\n"), DataError,
@@ -118,10 +185,38 @@ CASES = [
     ("wrong-type-int-in-list", _drive("eval.ks=[5,ten]"), ConfigError, r"eval\.ks\[1\]: expected an integer, got 'ten'"),
     ("wrong-type-seeds", _drive("--seeds", "0,one"), ConfigError,
      r"--seeds '0,one': expected comma-separated integers"),
+    ("negative-seed", _drive("--seeds=-1"), ConfigError, r"--seeds '-1': seed -1 is not an integer in 0\.\.4294967295"),
+    ("seed-above-2**32", _drive("--seeds", "4294967296"), ConfigError,
+     r"--seeds '4294967296': seed 4294967296 is not an integer in 0\.\.4294967295"),
+    ("duplicate-seed", _drive("--seeds", "0,0"), ConfigError, r"--seeds '0,0': seed 0 is given twice; list each seed once"),
+    ("threads-below-1", _drive("--threads", "-1"), ConfigError, r"--threads -1: expected an integer >= 1"),
+    ("negative-wait-timeout", _drive("--wait-timeout", "-5"), ConfigError,
+     r"--wait-timeout -5\.0: expected a number of seconds >= 0"),
+    ("eval-ks-lacks-table-cutoffs", _drive("eval.ks=[5,10]"), ConfigError,
+     r"eval\.ks: \[5, 10\] lacks \[20\]: every leaderboard shows the cutoffs 5, 10, 20"),
+    ("eval-ks-without-the-valid-metric-cutoff", _drive("eval.ks=[5]"), ConfigError,
+     r"eval\.valid_metric: 'ndcg@10' is not <metric>@<k> .* and k one of eval\.ks \[5\]"),
+    ("eval-ks-empty", _drive("eval.ks=[]"), ConfigError, r"eval\.ks: \[\]: expected a non-empty list of cutoffs >= 1"),
+    ("eval-ks-zero", _drive("eval.ks=[0,5,10,20]"), ConfigError,
+     r"eval\.ks: \[0, 5, 10, 20\]: expected a non-empty list of cutoffs >= 1"),
+    ("eval-ks-twice", _drive("eval.ks=[5,10,10,20]"), ConfigError, r"eval\.ks: \[5, 10, 10, 20\] lists a cutoff twice"),
+    ("eval-batch-users-zero", _drive("eval.batch_users=0"), ConfigError,
+     r"eval\.batch_users: 0 is below the minimum 1"),
+    ("eval-unknown-valid-metric", _drive("eval.valid_metric=foo@10"), ConfigError,
+     r"eval\.valid_metric: 'foo@10' is not <metric>@<k> with metric one of recall, ndcg, mrr, hit, precision"),
+    ("eval-valid-metric-cutoff-not-in-ks", _drive("eval.valid_metric=ndcg@50"), ConfigError,
+     r"eval\.valid_metric: 'ndcg@50' is not <metric>@<k> .* and k one of eval\.ks \[5, 10, 20\]"),
+    ("eval-max-train-interactions-zero", _drive("eval.max_train_interactions=0"), ConfigError,
+     r"eval\.max_train_interactions: 0 is below the minimum 1"),
+    *[(f"{m}-epochs-zero", _with_model(m, f"{m}.epochs=0"), ConfigError,
+       rf"{m} \(smoke/default\)\.epochs: 0 is below the minimum 1 \(expected an integer >= 1\)")
+      for m in ("mf", "lightgcn", "sasrec", "lightgcn-pyg", "colarec")],
+    ("train-batch-size-zero", _with_model("mf", "train_batch_size=0"), ConfigError,
+     r"mf \(smoke/default\)\.train_batch_size: 0 is below the minimum 1"),
     ("corrupted-record", _with_record('{"suite": "smoke", "metr'), RecordError,
      rf"smoke[/\\]{POP_S0}\.json: corrupted record \(.*\); delete it and rerun"),
     ("incomplete-record", _with_record('{"suite": "smoke"}'), RecordError,
-     rf"{POP_S0}\.json: incomplete record \(missing \['suite_version', 'model',"),
+     rf"{POP_S0}\.json: incomplete record \(missing \['run_id', 'suite_version', 'model',"),
 ]
 
 

@@ -20,8 +20,10 @@ def _tmp_dirs(tmp_path, monkeypatch):
 def test_smoke_suite_writes_records_and_leaderboard_then_resumes(tmp_path, capsys):
     assert main(["--suite", "smoke"]) == 0
     records = sorted((tmp_path / "results" / "smoke").glob("*.json"))
-    assert [p.stem for p in records] == ["pop--default--ml-100k--colarec--s0", "random--default--ml-100k--colarec--s0"]
+    assert [json.loads(p.read_text())["run_id"] for p in records] == [
+        "pop--default--ml-100k--colarec--s0", "random--default--ml-100k--colarec--s0"]
     rec = json.loads(records[0].read_text())
+    assert records[0].name == f"{rec['run_id']}--{rec['config_hash']}--{rec['split_hash']}.json"
     assert rec["n_users_evaluated"] == 943 and 0.05 < rec["metrics"]["ndcg@10"] < 0.3
     assert set(rec["groups"]) == {"longtail", "q1", "q2", "q3", "q4", "q5", "head", "tail"}
     assert rec["split_hash"] and rec["config_hash"] and rec["versions"]["python"]

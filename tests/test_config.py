@@ -62,8 +62,9 @@ def test_plan_expands_models_variants_seeds():
 
 
 def test_plan_routes_eval_overrides_and_rejects_unknown():
-    specs = plan(_suite(), overrides={"eval.exclude_valid": True, "eval.ks": [1, 2]})
-    assert all(s.eval.exclude_valid and s.eval.ks == (1, 2) for s in specs)
+    specs = plan(_suite(), overrides={"eval.exclude_valid": True, "eval.ks": [5, 10, 20, 50]})
+    assert all(s.eval.exclude_valid and s.eval.ks == (5, 10, 20, 50) for s in specs)
+    assert {s.variant for s in specs} == {"default+eval.exclude_valid=true,eval.ks=[5,10,20,50]"}
     with pytest.raises(ConfigError, match="unknown key 'epochs'"):
         plan(_suite(), overrides={"epochs": 3})
     with pytest.raises(ConfigError, match="unknown key 'exclude_vaild'; did you mean 'exclude_valid'"):

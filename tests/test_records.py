@@ -1,57 +1,310 @@
-"""Run records: atomic writes, required fields, clear errors on corrupted files; the leaderboard view."""
+"""Run records and the tables they back.
+
+* identity: a record's file holds its config hash and split hash, so two configs (or two data versions) of one
+  run never share a file; per-user arrays are stored as hit bits and recomputed bit-identically;
+* override runs are rows of their own and never replace the default records or rows (the README's example too);
+* changed data makes a record stale: kept on disk, listed by --dry-run, not shown, rerun into a new file;
+* a fresh clone (records, no caches) re-renders the table identically; a render that would blank filled cells is
+  refused unless --force; one corner of a suite renders the whole suite; `atomic:` runs get their rows;
+* `--audit` says which done runs it skipped;
+* the leaderboard view (blank cells for missing seeds, column order, split column, tuned and override notes).
+"""
 
 import math
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from genrec.experiments.leaderboard import aggregate, render_markdown
+from baselines.simple import Pop
+from benchmarks.run import main
+from genrec.common.paths import ROOT
+from genrec.data import cache
+from genrec.data.splits import make_split
+from genrec.evaluation.context import FitContext
+from genrec.evaluation.evaluate import evaluate
+from genrec.experiments.guard import TableError
+from genrec.experiments.leaderboard import aggregate, render_markdown, write_leaderboard
 from genrec.experiments.records import (
     REQUIRED,
     RecordError,
+    compact_arrays,
     load_arrays,
     load_records,
+    path_of,
     read_record,
     write_record,
 )
+from genrec.experiments.runner import make_record as runner_record
+from genrec.experiments.suite import SuiteConfig, load_suite, plan
+from genrec.experiments.view import current_records, table_specs
+
+POP = ["--suite", "smoke", "--model", "pop"]
 
 
 @pytest.fixture(autouse=True)
-def _tmp_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENREC_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("GENREC_LEADERBOARD", str(tmp_path / "leaderboard"))
+def _tmp_dirs(tmp_path, monkeypatch):
+    for var, sub in (("GENREC_RESULTS", "results"), ("GENREC_LEADERBOARD", "leaderboard"), ("GENREC_CACHE", "cache")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    _forget_data()
+
+
+def _forget_data():
+    """Drop the in-process dataset/split caches: each `main` call then sees the files as a new process would."""
+    cache.cached_dataset.cache_clear()
+    cache._cached_split.cache_clear()
 
 
 def make_record(model="pop", seed=0, ndcg=0.5, suite="t"):
     rec = {k: None for k in REQUIRED}
     rec.update(suite=suite, suite_version=1, model=model, variant="default", dataset="d", split="colarec",
-               seed=seed, config={}, config_hash="h", split_hash="s", git_sha="g", valid_metrics={},
-               metrics={"ndcg@10": ndcg, "recall@10": ndcg / 2}, n_users_evaluated=3, fit_seconds=1.0,
-               eval_seconds=0.1, versions={}, groups={"longtail": {"ndcg@10": ndcg / 4}},
-               run_id=f"{model}--default--d--colarec--s{seed}")
+               seed=seed, config={}, config_hash="h", split_hash="s", dataset_fingerprint="f", git_sha="g",
+               protocol={"ks": [10]}, valid_metrics={}, metrics={"ndcg@10": ndcg, "recall@10": ndcg / 2},
+               n_users_evaluated=3, fit_seconds=1.0, eval_seconds=0.1, versions={},
+               groups={"longtail": {"ndcg@10": ndcg / 4}}, run_id=f"{model}--default--d--colarec--s{seed}")
     return rec
 
 
-def test_write_then_read_round_trip_leaves_no_temp_files(tmp_path):
-    path = write_record(make_record(), {"test/ndcg@10": np.array([0.1, 0.9])})
-    assert read_record(path)["metrics"]["ndcg@10"] == 0.5
-    np.testing.assert_array_equal(load_arrays(read_record(path))["test/ndcg@10"], [0.1, 0.9])
+def _pop_run(make_dataset, seed=0):
+    """A real record (the runner's own fields) of Pop on a synthetic split, and the evaluator's results."""
+    split = make_split(make_dataset(counts=(3, 5, 8, 12, 20, 25, 4, 9), n_items=30), "colarec", seed, use_cache=False)
+    spec = plan(SuiteConfig(name="t", version=1, models=["pop"]))[0]
+    model = Pop(Pop.Config())
+    model.fit(FitContext(split.dataset, split, seed, spec.eval, Path("."), log=lambda msg: None))
+    test = evaluate(model, split, "test", spec.eval.ks)
+    valid = evaluate(model, split, "valid", spec.eval.ks)
+    return runner_record(spec, "pop--default--d--colarec--s0", split, test, valid, {}, 0.0), test, valid
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.json"))}
+
+
+def _md_without_sha(path: Path) -> str:
+    return re.sub(r"git sha: `[^`]*`", "git sha: `*`", path.read_text())
+
+
+# --- record files -------------------------------------------------------------------------------------------
+
+
+def test_write_then_read_round_trip_leaves_no_temp_files(make_dataset):
+    record, test, valid = _pop_run(make_dataset)
+    path = write_record(record, compact_arrays(test, valid))
+    assert path.name == f"{record['run_id']}--{record['config_hash']}--{record['split_hash']}.json"
+    assert read_record(path)["metrics"] == pytest.approx(test.means())
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.with_suffix(".npz").name]
 
 
-def test_missing_field_is_refused_before_anything_is_written(tmp_path):
-    rec = make_record()
-    del rec["split_hash"]
-    with pytest.raises(RecordError, match="split_hash"):
-        write_record(rec, {})
-    assert not (tmp_path / "results" / "t").exists() or not list((tmp_path / "results" / "t").iterdir())
+def test_recomputed_per_user_arrays_equal_the_evaluators_exactly(make_dataset):
+    record, test, valid = _pop_run(make_dataset)
+    arrays = load_arrays(read_record(write_record(record, compact_arrays(test, valid))))
+    for part, res in (("test", test), ("valid", valid)):
+        assert np.array_equal(arrays[f"{part}/users"], res.users) and len(res.users) > 0
+        assert res.per_user.keys() == {k.split("/", 1)[1] for k in arrays if k.startswith(part) and "@" in k}
+        for name, values in res.per_user.items():
+            assert np.array_equal(arrays[f"{part}/{name}"], values), (part, name)  # exact, not approx
+    with np.load(path_of(record).with_suffix(".npz")) as z:  # what is stored: bits and counts, not 30 floats
+        assert sorted(z.files) == sorted(f"{p}/{k}" for p in ("test", "valid") for k in ("user_steps", "hits", "n_rel"))
+        assert z["test/hits"].dtype == np.uint8 and z["test/hits"].shape == (len(test.users), 3)
 
 
-def test_corrupted_record_names_the_file():
-    path = write_record(make_record(), {})
+def test_two_configs_or_two_data_versions_of_one_run_never_share_a_file(make_dataset):
+    record, test, valid = _pop_run(make_dataset)
+    arrays = compact_arrays(test, valid)
+    paths = {write_record(record, arrays), write_record({**record, "config_hash": "c2"}, arrays),
+             write_record({**record, "split_hash": "d2"}, arrays)}
+    assert len(paths) == 3 and all(p.is_file() for p in paths)
+
+
+def test_a_phones_sized_record_stays_small():
+    """The largest planned suite is Phones: 27,879 users x (valid + test) x ~20 models. With hits 6x denser than
+    a strong Phones model's (3% of top-20 slots, ~0.6 hits per user), one record's arrays stay under 80 KB, so
+    such a suite's records stay under 2 MB."""
+    rng = np.random.default_rng(0)
+    users = np.arange(27_879)
+    part = SimpleNamespace(users=users, hits=rng.random((len(users), 20)) < 0.03, n_rel=rng.integers(1, 4, len(users)))
+    rec = {**make_record(), "suite": "t", "config_hash": "c", "split_hash": "s"}
+    path = write_record(rec, compact_arrays(part, part))
+    assert path.with_suffix(".npz").stat().st_size < 80_000
+
+
+def test_corrupted_record_names_the_file(make_dataset):
+    record, test, valid = _pop_run(make_dataset)
+    path = write_record(record, compact_arrays(test, valid))
     path.write_text(path.read_text()[:20])
     with pytest.raises(RecordError, match=f"{path.name}: corrupted record"):
         load_records("t")
+
+
+# --- override rows ------------------------------------------------------------------------------------------
+
+
+def test_override_run_is_its_own_row_and_never_replaces_the_default(tmp_path, capsys):
+    folder = tmp_path / "results" / "smoke"
+    assert main(POP) == 0
+    default = _files(folder)
+    assert main([*POP, "eval.exclude_valid=true"]) == 0
+    both = _files(folder)
+    assert len(both) == 2 and all(both[name] == data for name, data in default.items())  # default untouched
+    capsys.readouterr()
+    assert main([*POP, "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("[1/1] done  pop--default--ml-100k--colarec--s0  config")
+    md = (tmp_path / "leaderboard" / "smoke.md").read_text()
+    rows = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("| pop")]
+    assert rows[:2] == ["default", "default+eval.exclude_valid=true"]
+    assert ("`pop/default+eval.exclude_valid=true` by `python benchmarks/run.py --suite smoke --model pop "
+            "eval.exclude_valid=true`") in md
+    recs = {r["variant"]: r for r in load_records("smoke")}
+    assert recs["default"]["metrics"] != recs["default+eval.exclude_valid=true"]["metrics"]
+    assert recs["default+eval.exclude_valid=true"]["overrides"] == {"eval.exclude_valid": True}
+
+
+def test_readme_override_example_plans_rows_of_its_own_for_every_model():
+    """`--suite main --seeds 0 lightgcn.epochs=50 eval.exclude_valid=true` touches no default run of `main`."""
+    suite = load_suite("main")
+    default = {(s.model, s.variant, s.split, s.seed): s.config_hash for s in plan(suite)}
+    example = plan(suite, seeds=[0], overrides={"lightgcn.epochs": 50, "eval.exclude_valid": True})
+    assert example and not {(s.model, s.variant, s.split, s.seed) for s in example} & set(default)
+    assert not {s.config_hash for s in example} & set(default.values())
+    variants = {(s.model, s.variant) for s in example if s.split == "colarec"}
+    assert ("lightgcn", "default+epochs=50,eval.exclude_valid=true") in variants
+    assert ("lightgcn", "tuned+epochs=50,eval.exclude_valid=true") in variants
+    assert ("mf", "default+eval.exclude_valid=true") in variants and ("pop", "default") not in variants
+    # an override equal to the plan's own value changes nothing: the run stays a default run
+    same = plan(suite, seeds=[0], overrides={"lightgcn.epochs": 120}, models=["lightgcn"], variants=["default"])
+    assert {s.variant for s in same} == {"default"}
+    assert all(default[(s.model, s.variant, s.split, s.seed)] == s.config_hash for s in same)
+
+
+# --- stale data, atomic rows --------------------------------------------------------------------------------
+
+
+def _toy(tmp_path: Path, extra: str = "") -> str:
+    folder = tmp_path / "toy"
+    folder.mkdir(exist_ok=True)
+    rows = "".join(f"u{u}\ti{(u * 7 + j) % 15}\t{100 * u + j}\n" for u in range(12) for j in range(3 + u % 5))
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + rows + extra)
+    return f"atomic:{folder}"
+
+
+def test_changed_data_is_stale_kept_and_rerun_and_atomic_rows_are_shown(tmp_path, capsys):
+    spec = _toy(tmp_path)
+    args = [*POP, "--dataset", spec]
+    assert main(args) == 0
+    (old,) = load_records("smoke")
+    _toy(tmp_path, extra="u1\ti14\t999\nu2\ti13\t998\n")  # the data changes
+    _forget_data()
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "stale  pop--default--atomic_" in out and "(the data changed (dataset fingerprint" in out
+    assert main(args) == 0
+    assert "1 runs, 0 done, 1 to run" in capsys.readouterr().out
+    records = load_records("smoke")
+    assert len(records) == 2 and old in records  # the stale record is kept, byte for byte
+    (new,) = [r for r in records if r != old]
+    assert new["split_hash"] != old["split_hash"] and new["config_hash"] == old["config_hash"]
+    md = (tmp_path / "leaderboard" / "smoke.md").read_text()
+    line = next(x for x in md.splitlines() if "| atomic:" in x)  # the atomic run has its row...
+    assert f"{new['metrics']['ndcg@10']:.4f}" in line  # ...showing the current record, not the stale one
+    # at most one atomic row per table: the stale record adds no second row anywhere
+    per_table = [block.count("| atomic:") for block in md.split("\n\n") if block.startswith("|")]
+    assert max(per_table) == 1 and sum(per_table) >= 2
+
+
+# --- fresh clone, the emptier-table guard, corners ----------------------------------------------------------
+
+
+def test_fresh_clone_re_renders_the_table_identically(tmp_path, monkeypatch):
+    assert main(["--suite", "smoke"]) == 0
+    lb = tmp_path / "leaderboard"
+    md, csv = _md_without_sha(lb / "smoke.md"), (lb / "smoke.csv").read_text()
+    clone = tmp_path / "clone"  # what a clone holds: the committed records, no caches, no work folders
+    shutil.copytree(tmp_path / "results", clone / "results", ignore=shutil.ignore_patterns("work", "claims"))
+    monkeypatch.setenv("GENREC_RESULTS", str(clone / "results"))
+    monkeypatch.setenv("GENREC_CACHE", str(clone / "cache"))
+    _forget_data()
+    assert main(["--suite", "smoke", "--leaderboard-only"]) == 0
+    assert _md_without_sha(lb / "smoke.md") == md and (lb / "smoke.csv").read_text() == csv
+
+
+def test_leaderboard_only_without_records_refuses_to_blank_the_table(tmp_path, monkeypatch):
+    assert main(["--suite", "smoke"]) == 0
+    lb = tmp_path / "leaderboard"
+    before = {p.name: p.read_bytes() for p in lb.iterdir()}
+    monkeypatch.setenv("GENREC_RESULTS", str(tmp_path / "empty"))  # a clone whose records were never committed
+    with pytest.raises(TableError, match=r"smoke\.md: not replaced: the new table would lose \d+ filled values in 2 "
+                                         r"of its 2 rows \(pop/default/ml-100k/colarec, random/default/.*--force"):
+        main(["--suite", "smoke", "--leaderboard-only"])
+    assert {p.name: p.read_bytes() for p in lb.iterdir()} == before
+    assert main(["--suite", "smoke", "--leaderboard-only", "--force"]) == 0
+    assert "0.1222" not in (lb / "smoke.md").read_text()
+
+
+def test_one_corner_renders_the_whole_suite(tmp_path):
+    assert main(["--suite", "smoke"]) == 0
+    assert main(["--suite", "smoke", "--model", "random", "--seeds", "0"]) == 0
+    md = (tmp_path / "leaderboard" / "smoke.md").read_text()
+    pop = next(line for line in md.splitlines() if line.startswith("| pop"))
+    assert "0.1222" in pop  # pop's row, which this corner did not run, is still filled
+
+
+def test_view_shows_only_records_of_the_plans_configs(tmp_path):
+    assert main(POP) == 0
+    (record,) = load_records("smoke")
+    suite = load_suite("smoke")
+    assert current_records(table_specs(suite, "quick", [record]), [record]) == [record]
+    for other in ({**record, "config_hash": "0" * 16},  # a config the plan no longer makes
+                  {**record, "variant": "x", "profile": "full"}):  # another profile's row: not re-planned here
+        assert current_records(table_specs(suite, "quick", [other]), [other]) == []
+
+
+# --- audit --------------------------------------------------------------------------------------------------
+
+
+def test_audit_says_which_done_runs_it_skipped(capsys):
+    assert main([*POP, "--no-leaderboard"]) == 0
+    capsys.readouterr()
+    assert main([*POP, "--no-leaderboard", "--audit"]) == 0
+    out = capsys.readouterr().out
+    assert ("--audit: 1 done run(s) were fitted without the audit and are skipped, not audited (add --force to "
+            "refit them under it): pop--default--ml-100k--colarec--s0") in out
+    assert main([*POP, "--no-leaderboard", "--audit", "--force"]) == 0
+    assert all(r.get("audit", {}).get("checked") for r in load_records("smoke"))
+    capsys.readouterr()
+    assert main([*POP, "--no-leaderboard", "--audit"]) == 0
+    assert "--audit: 1 done run(s) were already fitted under the audit" in capsys.readouterr().out
+
+
+# --- the committed tables -----------------------------------------------------------------------------------
+
+PENDING = {"ablation", "gid", "longtail", "main", "tuning"}  # tables whose records are not committed yet (the lead
+# re-runs these suites with this record format; remove each name once its results/<suite>/ is committed)
+
+
+def test_every_committed_table_has_committed_records_or_is_pending():
+    tables = {p.stem for p in (ROOT / "leaderboard").glob("*.md") if p.stem not in ("performance",)}
+    backed = {p.name for p in (ROOT / "results").glob("*") if list(p.glob("*.json"))}
+    backed |= {"tuning"} if list((ROOT / "studies").glob("*.json")) else set()
+    assert tables - backed == PENDING, "a committed table without committed records, or a stale PENDING"
+
+
+@pytest.mark.parametrize("suite", sorted({p.name for p in (ROOT / "results").glob("*") if list(p.glob("*.json"))}
+                                         - {"tuning"}))
+def test_committed_records_re_render_the_committed_table(suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENREC_RESULTS", str(ROOT / "results"))  # read only: a render writes no record
+    (tmp_path / "leaderboard").mkdir()
+    shutil.copy(ROOT / "leaderboard" / f"{suite}.csv", tmp_path / "leaderboard")  # the guard compares with it
+    assert main(["--suite", suite, "--leaderboard-only"]) == 0
+    assert _md_without_sha(tmp_path / "leaderboard" / f"{suite}.md") == _md_without_sha(
+        ROOT / "leaderboard" / f"{suite}.md")
+    assert (tmp_path / "leaderboard" / f"{suite}.csv").read_text() == (ROOT / "leaderboard" / f"{suite}.csv").read_text()
+
+
+# --- the table view -----------------------------------------------------------------------------------------
 
 
 def test_missing_seed_leaves_cells_blank_and_std_is_over_seeds():
@@ -71,12 +324,13 @@ def test_csv_columns_follow_the_documented_order():
     assert "longtail/ndcg@10" in cols and cols.index("longtail/ndcg@10") > cols.index("precision@10_std")
 
 
+META = {"suite": "t", "suite_version": 1, "profile": "quick", "datasets": ["d"], "split": "colarec", "seeds": [0, 1],
+        "git_sha": "abc", "wall_time": "0m01s", "exclude_valid": False, "command": "cmd", "ks": [10, 20]}
+
+
 def test_markdown_blank_cell_for_missing_seed():
     recs = [make_record("pop", 0, 0.2), make_record("pop", 1, 0.4), make_record("mf", 0, 0.6)]
-    df = aggregate(recs, seeds=[0, 1], ks=[10, 20])
-    meta = {"suite": "t", "suite_version": 1, "profile": "quick", "datasets": ["d"], "split": "colarec",
-            "seeds": [0, 1], "git_sha": "abc", "wall_time": "0m01s", "exclude_valid": False, "command": "cmd"}
-    md = render_markdown(df, meta)
+    md = render_markdown(aggregate(recs, seeds=[0, 1], ks=[10, 20]), META)
     mf_line = next(line for line in md.splitlines() if line.startswith("| mf"))
     pop_line = next(line for line in md.splitlines() if line.startswith("| pop"))
     assert "0.6" not in mf_line and "0.3000 ± 0.1414" in pop_line
@@ -91,14 +345,28 @@ def test_planned_row_without_any_record_is_listed_blank():
     assert df.loc["pop", "ndcg@10"] == pytest.approx(0.2)
 
 
-def test_markdown_shows_a_split_column_and_the_tuned_configs_only_when_needed():
+def test_markdown_shows_a_split_column_and_the_tuned_and_override_notes_only_when_needed():
     one = [make_record("pop", 0, 0.2)]
     two = [*one, {**make_record("pop", 0, 0.3), "split": "loo"}]
-    meta = {"command": "c", "suite": "t", "suite_version": 1, "profile": "quick", "datasets": ["d"], "split": "x",
-            "seeds": [0], "git_sha": "abc", "wall_time": "0m", "exclude_valid": False}
+    meta = {**META, "seeds": [0]}
     md_one = render_markdown(aggregate(one, [0], ks=[10, 20]), meta)
     md_two = render_markdown(aggregate(two, [0], ks=[10, 20]),
-                             {**meta, "tuned": [("mf", "tuned", "configs/tuned/mf-d-colarec.yaml")]})
-    assert "| split" not in md_one and "tuned rows" not in md_one
+                             {**meta, "tuned": [("mf", "tuned", "configs/tuned/mf-d-colarec.yaml")],
+                              "override_rows": [("pop", "default+epochs=3", "python x --suite t epochs=3")]})
+    assert "| split" not in md_one and "tuned rows" not in md_one and "override rows" not in md_one
     assert "| split" in md_two and "| loo " in md_two
     assert "`mf/tuned` <- `configs/tuned/mf-d-colarec.yaml`" in md_two
+    assert "`pop/default+epochs=3` by `python x --suite t epochs=3`" in md_two
+
+
+def test_write_leaderboard_refuses_to_blank_filled_cells_unless_forced(tmp_path):
+    recs = [make_record("pop", 0, 0.2), make_record("mf", 0, 0.4)]
+    meta = {**META, "seeds": [0]}
+    _, csv = write_leaderboard(recs, meta, tmp_path)
+    write_leaderboard(recs + [make_record("lightgcn", 0, 0.5)], meta, tmp_path)  # a row more: fine
+    three = csv.read_text()
+    with pytest.raises(TableError, match=r"t\.md: not replaced: .* in 1 of its 3 rows \(mf/default/d/colarec\)"):
+        write_leaderboard(recs[:1] + [make_record("lightgcn", 0, 0.5)], meta, tmp_path)
+    assert csv.read_text() == three and "mf,default" in three
+    write_leaderboard(recs[:1], meta, tmp_path, force=True)
+    assert "mf,default" not in csv.read_text()

@@ -5,6 +5,7 @@
 * Two drivers started at once on one suite run every job exactly once and both end with the complete set.
 * Claims: a live claim is skipped and waited for (bounded); a dead, reused or unreadable-and-old one is taken over.
 * A half-written split cache is rebuilt, and an interrupted atomic write leaves the old file intact.
+* Ctrl-C (SIGINT, sent at a hook point) ends the driver with one line and exit code 130, releasing its claim.
 
 Kills happen at named points (`GENREC_TEST_DIE_AT`, a patched fsync), never after a sleep; the one wait is a
 bounded poll. No assertion depends on timing.
@@ -27,10 +28,12 @@ import pytest
 import benchmarks.run as run_module
 from benchmarks.run import main
 from genrec.common import util
+from genrec.common.errors import INTERRUPTED
 from genrec.common.paths import ROOT
 from genrec.data.splits import make_split
 from genrec.experiments import claims
-from genrec.experiments.records import read_record
+from genrec.experiments.records import path_of, read_record, run_key
+from genrec.experiments.suite import load_suite, plan
 
 RUN_IDS = [f"{m}--default--ml-100k--colarec--s{s}" for m in ("pop", "random") for s in (0, 1, 2)]
 DRIVER = [sys.executable, "benchmarks/run.py", "--suite", "smoke", "--seeds", "0,1,2"]
@@ -64,7 +67,15 @@ def _suite_dir(tmp_path: Path) -> Path:
 
 
 def _records(tmp_path: Path) -> list[str]:
-    return sorted(p.stem for p in _suite_dir(tmp_path).glob("*.json"))
+    """Run ids of the records in the suite folder (file names add the config and split hashes)."""
+    return sorted(read_record(p)["run_id"] for p in _suite_dir(tmp_path).glob("*.json"))
+
+
+def _key(rid: str) -> str:
+    """The claim name of a smoke run id: `<run_id>--<config_hash>`."""
+    model, seed = rid.split("--")[0], int(rid.rsplit("--s", 1)[1])
+    (spec,) = plan(load_suite("smoke"), seeds=[seed], models=[model])
+    return run_key(rid, spec.config_hash)
 
 
 def _run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -90,30 +101,30 @@ def test_killed_driver_leaves_complete_records_and_reruns_only_the_missing(tmp_p
     proc = _run(DRIVER, GENREC_TEST_DIE_AT="after-record:2")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert _records(tmp_path) == RUN_IDS[:2]
-    assert (_suite_dir(tmp_path) / "claims" / f"{RUN_IDS[1]}.claim").is_file()
+    assert (_suite_dir(tmp_path) / "claims" / f"{_key(RUN_IDS[1])}.claim").is_file()
     outputs.append(proc.stdout)
     # 2. killed in the middle of writing the 3rd record: its arrays and a temp JSON exist, the record does not
     proc = _run([sys.executable, "-c", DIE_IN_JSON_WRITE, *DRIVER[2:]])
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert "6 runs, 2 done, 4 to run" in proc.stdout
     assert _records(tmp_path) == RUN_IDS[:2]
-    assert (_suite_dir(tmp_path) / f"{RUN_IDS[2]}.npz").is_file()
-    assert list(_suite_dir(tmp_path).glob(f".{RUN_IDS[2]}.json.*.tmp"))
+    assert list(_suite_dir(tmp_path).glob(f"{_key(RUN_IDS[2])}--*.npz"))
+    assert list(_suite_dir(tmp_path).glob(f".{_key(RUN_IDS[2])}--*.json.*.tmp"))
     outputs.append(proc.stdout)
     # 3. the rerun runs exactly the 4 missing ones (taking over the dead driver's claim) and ends with a
     #    complete, readable, temp-free set
     proc = _run(DRIVER)
     assert proc.returncode == 0, proc.stderr
     assert "6 runs, 2 done, 4 to run" in proc.stdout
-    assert f"taking over the stale claim on {RUN_IDS[2]}" in proc.stdout
+    assert f"taking over the stale claim on {_key(RUN_IDS[2])}" in proc.stdout
     assert _ran(proc.stdout) == RUN_IDS[2:]
     outputs.append(proc.stdout)
     assert _records(tmp_path) == RUN_IDS
-    for rid in RUN_IDS:
-        record = read_record(_suite_dir(tmp_path) / f"{rid}.json")
-        assert record["run_id"] == rid
-        with np.load(_suite_dir(tmp_path) / f"{rid}.npz") as arrays:
-            assert len(arrays["test/users"]) == record["n_users_evaluated"]
+    for path in _suite_dir(tmp_path).glob("*.json"):
+        record = read_record(path)
+        assert path == path_of(record)
+        with np.load(path.with_suffix(".npz")) as arrays:
+            assert len(arrays["test/user_steps"]) == record["n_users_evaluated"]
     assert not list(_suite_dir(tmp_path).rglob("*.tmp"))
     assert not list(_suite_dir(tmp_path).glob("claims/*.claim"))  # stale claims swept
     assert (tmp_path / "leaderboard" / "smoke.md").is_file()
@@ -136,7 +147,7 @@ def test_two_drivers_at_once_run_each_job_exactly_once(tmp_path):
 
 
 def _fake_claim(rid: str, pid: int, host: str = claims.HOST, started: float | None = None) -> Path:
-    path = claims.claim_path("smoke", rid)
+    path = claims.claim_path("smoke", _key(rid) if rid in RUN_IDS else rid)
     path.write_text(json.dumps({"pid": pid, "host": host, "started": time.time() if started is None else started}))
     return path
 
@@ -145,7 +156,7 @@ def test_stale_claim_of_a_dead_pid_is_taken_over(tmp_path, capsys):
     path = _fake_claim(RUN_IDS[0], pid=999_999_999)
     assert main(["--suite", "smoke", "--model", "pop", "--no-leaderboard"]) == 0
     out = capsys.readouterr().out
-    assert f"taking over the stale claim on {RUN_IDS[0]} (pid 999999999 on {claims.HOST}" in out
+    assert f"taking over the stale claim on {_key(RUN_IDS[0])} (pid 999999999 on {claims.HOST}" in out
     assert _ran(out) == [RUN_IDS[0]]
     assert _records(tmp_path) == [RUN_IDS[0]] and not path.exists()
 
@@ -163,6 +174,24 @@ def test_live_claim_is_skipped_then_waited_for_with_a_bound(tmp_path, capsys, mo
     out = capsys.readouterr().out
     assert "1 done, 1 to run" in out and "waiting for 1 run(s) held by other drivers" in out
     assert _ran(out) == [RUN_IDS[0]] and (tmp_path / "leaderboard" / "smoke.md").is_file()
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_releases_the_claim(tmp_path):
+    cmd = [*DRIVER[:2], "--suite", "smoke", "--model", "pop"]
+    proc = _run(cmd, GENREC_TEST_DIE_AT="after-fit:1:INT")  # SIGINT to itself once pop is fitted
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == f"{INTERRUPTED}\n"  # one line, no traceback
+    assert not list(_suite_dir(tmp_path).glob("claims/*.claim")) and not _records(tmp_path)
+    assert not list(_suite_dir(tmp_path).rglob("*.tmp"))
+    assert main(cmd[2:]) == 0  # "rerun the same command to resume" (in-process: no second interpreter start)
+    assert _records(tmp_path) == [RUN_IDS[0]]
+
+
+def test_drivers_with_different_overrides_claim_different_runs():
+    default, override = (plan(load_suite("smoke"), models=["pop"], overrides=o)[0]
+                         for o in ({}, {"eval.exclude_valid": True}))
+    keys = {run_key(f"pop--{s.variant}--ml-100k--colarec--s0", s.config_hash) for s in (default, override)}
+    assert len(keys) == 2  # so neither skips, waits for, or overwrites the other's run
 
 
 def test_claim_staleness_rules(tmp_path):

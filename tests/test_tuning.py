@@ -1,4 +1,6 @@
-"""Tuning: parallel workers on one study, resume after SIGKILL, PostgreSQL, search-space files, export, report.
+"""Tuning: parallel workers on one study, resume after SIGKILL, PostgreSQL, search-space files, export, report;
+a bad command fails before any trial, FAIL trials do not use up the budget, and the report re-renders from the
+committed study exports alone.
 
 The studies use `TinyModel` on a synthetic `tiny` dataset, registered for the test only (the `tiny` fixture
 patches `genrec.common.registry`; `TuneJob` carries those entries into its spawned worker processes).
@@ -27,7 +29,8 @@ import pytest
 
 from genrec.common import registry
 from genrec.common.config import build
-from genrec.common.errors import ConfigError
+from genrec.common.errors import ConfigError, DataError
+from genrec.experiments.guard import TableError
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
 from genrec.experiments.tuning.report import write_report
@@ -42,7 +45,8 @@ class TinyModel:
     """Popularity plus seeded noise that shrinks with epochs; reports validation NDCG@10 every epoch.
 
     `$TINY_SLEEP` seconds per epoch slow it down (kill test). If the file `fail_flag` exists, the one trial that
-    manages to delete it raises (exactly one failure, whichever worker gets there first).
+    manages to delete it raises (exactly one failure, whichever worker gets there first). While the file
+    `fail_while` exists, every trial raises (a cause the user fixes between two runs).
     """
 
     @dataclass
@@ -51,6 +55,7 @@ class TinyModel:
         dim: int = 8
         epochs: int = 3
         fail_flag: str = ""
+        fail_while: str = ""
 
     def __init__(self, config: Config):
         self.config = config
@@ -59,6 +64,8 @@ class TinyModel:
     def fit(self, ctx) -> dict:
         if self.config.fail_flag and _claim(Path(self.config.fail_flag)):
             raise RuntimeError("tiny model exploded on purpose")
+        if self.config.fail_while and Path(self.config.fail_while).exists():
+            raise RuntimeError(f"{self.config.fail_while} is still there")
         counts = np.bincount(ctx.split.train["item"].to_numpy(), minlength=ctx.split.n_items).astype(np.float32)
         rng = np.random.default_rng([int(self.config.lr * 1e6), self.config.dim])
         for epoch in range(1, self.config.epochs + 1):
@@ -101,7 +108,8 @@ def _load(job: TuneJob) -> optuna.Study:
 
 
 def check_two_workers(url: str, tmp_path: Path) -> None:
-    """6 trials on 2 spawned workers: none lost or duplicated, one recorded FAIL with its message."""
+    """6 trials on 2 spawned workers: none lost or duplicated, one recorded FAIL with its message. The FAIL does
+    not use up the budget: the rerun runs the one trial still missing, and a third run runs nothing."""
     flag = tmp_path / "boom"
     flag.touch()
     job = tiny_job(url, overrides={"fail_flag": str(flag)})
@@ -114,8 +122,11 @@ def check_two_workers(url: str, tmp_path: Path) -> None:
     assert "RuntimeError: tiny model exploded on purpose" in failed.user_attrs["error"]
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran their share
     assert _load(job).user_attrs["budget"] == {"trials": 6, "timeout_s": None}
-    tune(job, trials=6, workers=2, log=lambda msg: None)  # already complete: nothing more runs
-    assert len(_load(job).get_trials()) == 6
+    tune(job, trials=6, workers=2, log=lambda msg: None)  # the failed trial's place is run again
+    states = Counter(t.state.name for t in _load(job).get_trials())
+    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == 6, states
+    tune(job, trials=6, workers=2, log=lambda msg: None)  # complete: nothing more runs
+    assert len(_load(job).get_trials()) == 7
 
 
 def test_two_workers_journal_storage(tiny, tmp_path):
@@ -160,9 +171,9 @@ def test_killed_study_resumes(tiny, tmp_path):
     assert _count(db, "RUNNING") == 1 and _count(db, "COMPLETE") < n
     tune(tiny_job(url), trials=n, log=lambda msg: None)
     trials = _load(tiny_job(url)).get_trials()
-    assert sorted(t.number for t in trials) == list(range(n))
+    assert sorted(t.number for t in trials) == list(range(n + 1))  # the killed trial is FAIL and not counted
     states = Counter(t.state.name for t in trials)
-    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == n - 1, states
+    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == n, states
     stale = next(t for t in trials if t.state.name == "FAIL")
     assert stale.user_attrs["error"].startswith(f"stale: left RUNNING by worker {stale.user_attrs['worker']}")
 
@@ -272,10 +283,89 @@ def test_export_roundtrip_and_report(tiny, tmp_path):
     assert tuned_layer("pop", "tiny", "colarec") == {}
     with pytest.raises(ConfigError, match="run: python benchmarks/tune.py --model tiny --dataset tiny --split loo"):
         tuned_layer("tiny", "tiny", "loo")
-    md = write_report([job.storage_url], retrain=True).read_text()
+    assert (tmp_path / "studies" / f"{job.name}.json").is_file()  # tune exported the study
+    md = write_report(retrain=True).read_text()
     assert f"## {job.name}" in md and "Top-5 trials" in md and "Parameter importances" in md
     assert "test metrics of the best configuration retrained: ndcg@10 0." in md
     assert "3/0/0" in md
+
+
+def test_report_re_renders_from_the_committed_exports_alone(tiny, tmp_path, monkeypatch):
+    """A fresh clone holds `studies/*.json` and results/tuning records, no sqlite file and no cache: `--report`
+    renders the same tuning.md and tuning.csv (importances included); without exports it refuses to blank it."""
+    job = tiny_job(f"sqlite:///{tmp_path / 'studies' / 'local.db'}")
+    tune(job, trials=6, log=lambda msg: None)
+    md = write_report(retrain=True)
+    first, csv = md.read_text(), md.with_suffix(".csv").read_text()
+    assert "fANOVA): lr " in first or "fANOVA): dim " in first
+    (tmp_path / "studies" / "local.db").unlink()
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "fresh-cache"))
+    from genrec.data import cache
+
+    cache.cached_dataset.cache_clear()
+    cache._cached_split.cache_clear()
+    assert write_report(retrain=True).read_text() == first and md.with_suffix(".csv").read_text() == csv
+    (tmp_path / "studies" / f"{job.name}.json").unlink()
+    with pytest.raises(TableError, match=r"tuning\.md: not replaced: the new table would lose \d+ filled values in "
+                                         r"1 of its 1 rows"):
+        write_report(retrain=True)
+    assert md.read_text() == first
+    write_report(retrain=True, force=True)
+    assert job.name not in md.read_text()
+
+
+def test_report_refuses_to_shrink_a_report_that_has_no_csv(tiny, tmp_path):
+    """The report committed before tuning.csv existed: its `## <study>` sections count as filled rows."""
+    md = tmp_path / "lb" / "tuning.md"
+    md.parent.mkdir()
+    md.write_text("# Tuning report\n\n## mf--ml-100k--colarec--4f82f2c382\n\n## sasrec--ml-100k--colarec--db451d2b76\n")
+    with pytest.raises(TableError, match=r"would lose 2 filled values in 2 of its 2 rows \(mf--ml-100k--colarec"):
+        write_report(retrain=False)
+    assert not md.with_suffix(".csv").exists()
+
+
+def test_failed_trials_do_not_use_up_the_budget(tiny, tmp_path):
+    """Trials that fail for a cause the user then fixes: the same command runs the missing trials afterwards."""
+    cause = tmp_path / "cause"
+    cause.touch()
+    job = tiny_job(f"journal:{tmp_path / 'fail.log'}", overrides={"fail_while": str(cause)})
+    tune(job, trials=3, log=lambda msg: None)
+    assert Counter(t.state.name for t in _load(job).get_trials()) == {"FAIL": 3}
+    cause.unlink()
+    tune(job, trials=3, log=lambda msg: None)
+    states = Counter(t.state.name for t in _load(job).get_trials())
+    assert states["FAIL"] == 3 and states["COMPLETE"] + states["PRUNED"] == 3, states
+
+
+@pytest.mark.parametrize(("change", "error", "message"), [
+    ({"split": "colarc"}, ConfigError, r"unknown split 'colarc'; did you mean 'colarec'"),
+    ({"dataset": "atomic:/nonexistent/folder"}, DataError, r"/nonexistent/folder[/\\]folder\.inter: file not found"),
+    ({"dataset": "ml-100kk"}, ConfigError, r"unknown dataset 'ml-100kk'; did you mean 'ml-100k'"),
+    ({"overrides": {"epochs": "abc"}}, ConfigError, r"tiny \(tiny\.yaml: lr=0\.001\)\.epochs: expected an integer, "
+                                                   r"got 'abc'"),
+    ({"overrides": {"epochs": 0}}, ConfigError, r"\.epochs: 0 is below the minimum 1"),
+    ({"seed": -1}, ConfigError, r"--seed: seed -1 is not an integer in 0\.\.4294967295"),
+    ({"storage": "bogus://x"}, ConfigError, r"--storage 'bogus://x': backend 'bogus' is not supported; expected "
+                                            r"sqlite:///<path>, postgresql\+psycopg2://"),
+    ({"storage": "no url"}, ConfigError, r"--storage 'no url': not a storage URL"),
+])
+def test_a_bad_tuning_command_fails_before_any_trial(tiny, tmp_path, change, error, message):
+    job = dataclasses.replace(tiny_job(f"sqlite:///{tmp_path / 'studies' / 'x.db'}"), **change)
+    with pytest.raises(error, match=message) as info:
+        tune(job, trials=3, log=lambda msg: None)
+    assert len(str(info.value).splitlines()) == 1
+    assert not (tmp_path / "studies").exists()  # no storage created, no trial, no export
+
+
+def test_bad_budget_and_storage_on_the_command_line(tiny, capsys):
+    from benchmarks.tune import main
+
+    with pytest.raises(ConfigError, match=r"--storage 'bogus://x': backend 'bogus' is not supported"):
+        main(["--report", "--storage", "bogus://x"])
+    with pytest.raises(ConfigError, match=r"--trials 0 / --workers 1: both must be integers >= 1"):
+        main(["--model", "mf", "--trials", "0", "--storage", "journal:/nonexistent/never.log"])
+    with pytest.raises(ConfigError, match=r"--timeout -1\.0: expected a number of seconds > 0"):
+        main(["--model", "mf", "--timeout", "-1", "--storage", "journal:/nonexistent/never.log"])
 
 
 def test_cli_refuses_pop(capsys):

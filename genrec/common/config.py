@@ -2,8 +2,9 @@
 
 Layers, lowest to highest precedence: dataclass defaults < `configs/datasets/<dataset>.yaml` (its `<model>:` block)
 < `configs/models/<model>.yaml` < suite variant overrides < `key=value` CLI overrides. `build` merges the layers
-and constructs the dataclass; an unknown key fails with a "did you mean" hint and a wrong type names the key,
-the value and the expected type.
+and constructs the dataclass; an unknown key fails with a "did you mean" hint, a wrong type names the key, the
+value and the expected type, and a value below its lower bound (`LOWER_BOUNDS`) names the bound, all before any
+work starts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from genrec.common.errors import ConfigError
 from genrec.common.paths import CONFIGS
 
 T = TypeVar("T")
+
+# Field names that mean the same thing in every Config (the number of training epochs, a batch size, a validation
+# period, ...), so their lower bound is checked here once, by `build`, for every model, the evaluation protocol
+# and models added later: `epochs=0` would record an untrained model and a zero batch size loops or crashes
+# after the fit. `None` ("take the preset's value") is always allowed.
+LOWER_BOUNDS = {
+    "epochs": 1, "batch_size": 1, "train_batch_size": 1, "eval_batch_size": 1, "eval_batch_users": 1,
+    "batch_users": 1, "eval_step": 1, "eval_every": 1, "max_train_interactions": 1, "stopping_step": 0,
+    "patience": 0,
+}
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (np.random.seed, used by RecBole) takes 0..2**32-1
 
 
 def load_yaml(path: Path) -> dict:
@@ -62,7 +74,31 @@ def build(cls: type[T], *layers: dict[str, Any], where: str = "") -> T:
                 raise ConfigError(unknown_key_message(key, list(fields), f"{where or cls.__name__}"))
             merged[key] = value
     kwargs = {key: coerce(value, hints[key], f"{where or cls.__name__}.{key}") for key, value in merged.items()}
+    for key, value in kwargs.items():
+        check_bound(key, value, f"{where or cls.__name__}.{key}")
     return cls(**kwargs)
+
+
+def check_bound(key: str, value: Any, where: str) -> None:
+    """Raise ConfigError when field `key` has a lower bound in `LOWER_BOUNDS` and a number `value` is below it."""
+    low = LOWER_BOUNDS.get(key)
+    if low is not None and isinstance(value, int | float) and not isinstance(value, bool) and value < low:
+        raise ConfigError(f"{where}: {value!r} is below the minimum {low} (expected an integer >= {low})")
+
+
+def check_seeds(seeds: list[int], where: str) -> list[int]:
+    """`seeds` if each is an integer in 0..2**32-1 and none repeats, else a ConfigError naming the bad one.
+
+    A repeated seed would plan the same run twice (and average one result twice into a mean), so it is refused
+    rather than silently dropped."""
+    seen: set[int] = set()
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= SEED_MAX:
+            raise ConfigError(f"{where}: seed {s!r} is not an integer in 0..{SEED_MAX}")
+        if s in seen:
+            raise ConfigError(f"{where}: seed {s} is given twice; list each seed once")
+        seen.add(s)
+    return list(seeds)
 
 
 def unknown_key_message(key: str, known: list[str], where: str) -> str:

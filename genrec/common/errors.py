@@ -19,11 +19,19 @@ class LeakageError(BenchError):
     """The leakage audit (`genrec.experiments.audit`) found valid/test data reaching a model during training."""
 
 
+INTERRUPTED = "interrupted; rerun the same command to resume"
+
+
 def run_cli(main) -> None:
-    """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2."""
+    """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2; Ctrl-C
+    (SIGINT) becomes the one line `INTERRUPTED` and exit code 130 (the shell's 128 + SIGINT). Both unwind the
+    stack first, so claims are released and temp files removed by their `finally` blocks."""
 
     try:
         sys.exit(main())
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)

@@ -1,4 +1,5 @@
-"""Where things live: the repo root, the artifact cache and the results folder (both git-ignored).
+"""Where things live: the repo root, the artifact cache (git-ignored) and the results folder (its records are
+committed; work folders and claims inside it are ignored).
 
 `GENREC_CACHE`, `GENREC_RESULTS` and `GENREC_LEADERBOARD` move them (tests point them at temporary folders).
 """

@@ -6,7 +6,9 @@ share one preprocessing path. Errors name the file and what was expected.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -37,12 +39,38 @@ def _first_bad_line(bad: pd.Series) -> int:
     return int(np.flatnonzero(bad.to_numpy())[0]) + 2
 
 
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text; other bytes (a latin-1 export, say) raise one DataError naming line and byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}: line {line}, byte {col}: 0x{data[e.start]:02x} is not UTF-8; expected UTF-8 text "
+                        f"(convert it, e.g. iconv -f latin1 -t utf-8 {path.name})") from None
+
+
+def check_header(path: Path, names: list[str]) -> None:
+    """Refuse a header that names one column twice (pandas would silently rename the second one `x.1`)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(f"{path}: line 1: column {name!r} appears twice in the header (columns {seen[name]} "
+                            f"and {i}); expected each column once")
+        seen[name] = i
+
+
 def read_atomic(path: Path) -> pd.DataFrame:
-    """Read one RecBole atomic file (tab-separated, header `field:type`) with every column as a string."""
+    """Read one RecBole atomic file (tab-separated, header `field:type`) with every column as a string.
+
+    Every row must have exactly the header's number of tab-separated fields: pandas would otherwise turn one
+    extra field in every row into an index column, silently shifting every value (and emptying item text)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n\r").split("\t")
+    text = read_text(path)
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").split("\t")
     names = []
     for col in header:
         field, _, typ = col.partition(":")
@@ -51,14 +79,31 @@ def read_atomic(path: Path) -> pd.DataFrame:
                 f"{path}: header column {col!r} is not `name:type` with type in {sorted(_ATOMIC_TYPES)}"
             )
         names.append(field)
+    check_header(path, names)
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.rstrip("\r")
+        if line and line.count("\t") + 1 != len(names):
+            raise DataError(f"{path}: malformed line {number}: {line.count(chr(9)) + 1} tab-separated fields; "
+                            f"expected {len(names)}, one per header column ({', '.join(header)})")
     try:
         df = pd.read_csv(
-            path, sep="\t", header=0, names=names, dtype=str, keep_default_na=False, quoting=3,
+            io.StringIO(text), sep="\t", header=0, names=names, dtype=str, keep_default_na=False, quoting=3,
             engine="c", on_bad_lines="error",
         )
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: malformed line: {e}") from e
     return df
+
+
+def numeric_column(path: Path, df: pd.DataFrame, column: str, first_line: int = 2) -> np.ndarray:
+    """`df[column]` as finite floats; a text, NaN or infinite value raises one DataError naming its line."""
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: line {row + first_line}: {column} {df[column].iloc[row]!r} is not a number "
+                        "(expected a finite number)")
+    return values
 
 
 def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold: float | None = None,
@@ -81,13 +126,9 @@ def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold
     if (raw["user"] == "").any() or (raw["item"] == "").any():
         line = _first_bad_line((raw["user"] == "") | (raw["item"] == ""))
         raise DataError(f"{inter_path}: line {line} has an empty user_id or item_id")
-    for src, dst in (("timestamp", "timestamp"), ("rating", "rating")):
-        if src in inter:
-            values = pd.to_numeric(inter[src], errors="coerce")
-            if values.isna().any():
-                line = _first_bad_line(values.isna())
-                raise DataError(f"{inter_path}: line {line}: {src} {inter[src].iloc[line - 2]!r} is not a number")
-            raw[dst] = values
+    for col in ("timestamp", "rating"):
+        if col in inter:
+            raw[col] = numeric_column(inter_path, inter, col)
     text = _item_text(folder / f"{folder.name}.item", text_fields)
     return from_frame(raw, text, name=name, source=str(folder), rating_threshold=rating_threshold, k=k)
 
@@ -137,17 +178,25 @@ def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Data
     if not corpus_path.is_file():
         raise DataError(f"{corpus_path}: file not found (expected the ColaRec release's corpus)")
     try:
-        corpus = json.loads(corpus_path.read_text(encoding="utf-8"))
+        corpus = json.loads(read_text(corpus_path))
     except json.JSONDecodeError as e:
         raise DataError(f"{corpus_path}: not valid JSON: {e}") from e
+    if not isinstance(corpus, dict):
+        raise DataError(f"{corpus_path}: expected a JSON object {{\"<item id>\": {{atom_id, cid, content}}}}, got a "
+                        f"{type(corpus).__name__}")
     text, gids = {}, {}
     for key, entry in corpus.items():
         if not isinstance(entry, dict) or "content" not in entry:
             raise DataError(f"{corpus_path}: entry {key!r} lacks 'content' (expected {{atom_id, cid, content}})")
         text[str(key)] = str(entry["content"]).strip()
         if "cid" in entry:
-            cid = entry["cid"]
-            gids[str(key)] = [int(c) for c in re.findall(r"\d{1,3}", cid)] if isinstance(cid, str) else list(cid)
+            gids[str(key)] = _cid_codes(corpus_path, key, entry["cid"])
+    lengths = {len(c) for c in gids.values()}
+    if len(lengths) > 1:
+        first = next(iter(gids))
+        odd = next(k for k, c in gids.items() if len(c) != len(gids[first]))
+        raise DataError(f"{corpus_path}: entry {odd!r} has a cid of {len(gids[odd])} codes, entry {first!r} one of "
+                        f"{len(gids[first])}; expected every cid to have the same length")
     frames, parts = [], []
     for code, (part, fname) in enumerate(_RELEASE_FILES.items()):
         frame = _read_release_csv(folder / fname, with_time=part == "train")
@@ -164,6 +213,23 @@ def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Data
         raw, text, name=name or folder.name, source=str(folder), keep_all_items=True,
         release=pd.Series(np.concatenate(parts)), official_gids=gids if len(gids) == len(text) else None,
     )
+
+
+def _cid_codes(path: Path, key: str, cid: object) -> list[int]:
+    """The codes of one `cid`: a string like "<a_1><b_2><c_3>" (its 1-3 digit numbers) or a list of integers."""
+    if isinstance(cid, str):
+        codes: list = [int(c) for c in re.findall(r"\d{1,3}", cid)]
+    elif isinstance(cid, list):
+        codes = cid
+    else:
+        codes = []
+    ok = codes and all(
+        not isinstance(c, bool) and isinstance(c, int | float) and math.isfinite(c) and c == int(c) and c >= 0
+        for c in codes)
+    if not ok:
+        raise DataError(f"{path}: entry {key!r}: cid {cid!r} is not a non-empty list of integer codes (or a string "
+                        "of them like \"<a_1><b_2><c_3>\")")
+    return [int(c) for c in codes]
 
 
 def _check_release(folder: Path, raw: pd.DataFrame, parts: np.ndarray) -> None:
@@ -190,9 +256,11 @@ def _check_release(folder: Path, raw: pd.DataFrame, parts: np.ndarray) -> None:
 def _read_release_csv(path: Path, *, with_time: bool) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    text = read_text(path)
+    check_header(path, [c.strip() for c in text.split("\n", 1)[0].rstrip("\r").split(",")])
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as e:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: malformed line: {e}") from e
     for col in ("user_id", "item_id") + (("time",) if with_time else ()):
         if col not in df:
@@ -204,11 +272,7 @@ def _read_release_csv(path: Path, *, with_time: bool) -> pd.DataFrame:
         raise DataError(f"{path}: line {line}: user_id/item_id must be non-negative integers, got "
                         f"{df['user_id'].iloc[line - 2]!r},{df['item_id'].iloc[line - 2]!r}")
     if with_time:
-        t = pd.to_numeric(df["time"], errors="coerce")
-        if t.isna().any():
-            line = _first_bad_line(t.isna())
-            raise DataError(f"{path}: line {line}: time {df['time'].iloc[line - 2]!r} is not a number")
-        out["timestamp"] = t.to_numpy(dtype=float)
+        out["timestamp"] = numeric_column(path, df, "time")
     return out
 
 

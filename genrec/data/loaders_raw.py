@@ -19,7 +19,9 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
+import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ import pandas as pd
 
 from genrec.common.errors import DataError
 from genrec.data.dataset import Dataset, from_frame
+from genrec.data.loaders import check_header, read_text
 
 AMAZON_TEXT_FIELDS = ("title", "brand", "categories")
 FOODCOM_TEXT_FIELDS = ("name", "description", "tags")
@@ -99,15 +102,23 @@ def _first_existing(folder: Path, names: list[str]) -> Path:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) of a text file, transparently gunzipped; blank lines skipped."""
+    """(1-based line number, line) of a text file, transparently gunzipped; blank lines skipped. Lines are
+    decoded one by one, so a byte that is not UTF-8 is reported with its line."""
     opener: Callable[..., Any] = gzip.open if path.name.endswith(".gz") else open
+    number = 0
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}: line {number}, byte {e.start + 1}: 0x{raw[e.start]:02x} is not UTF-8; "
+                                    "expected UTF-8 text, gzip-compressed if named *.gz") from None
                 if line.strip():
                     yield number, line
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read ({e}); expected UTF-8 text, gzip-compressed if named *.gz") from e
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read after line {number} ({e}); expected UTF-8 text, gzip-compressed if "
+                        "named *.gz") from e
 
 
 def _read_reviews(path: Path) -> pd.DataFrame:
@@ -123,14 +134,19 @@ def _read_reviews(path: Path) -> pd.DataFrame:
         for key in _REVIEW_FIELDS:
             if key not in rec:
                 raise DataError(f"{path}: line {number}: missing field '{key}' (expected {', '.join(_REVIEW_FIELDS)})")
+        for key in ("reviewerID", "asin"):
+            value = rec[key]
+            if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+                raise DataError(f"{path}: line {number}: {key} {value!r} is not an id (expected a non-empty "
+                                "string)")
         for key in ("overall", "unixReviewTime"):
             value = rec[key]
             try:
-                if isinstance(value, bool):
+                if isinstance(value, bool) or not math.isfinite(float(value)):
                     raise ValueError
-                float(value)
             except (TypeError, ValueError):
-                raise DataError(f"{path}: line {number}: {key} {value!r} is not a number") from None
+                raise DataError(f"{path}: line {number}: {key} {value!r} is not a number (expected a finite "
+                                "number)") from None
         users.append(str(rec["reviewerID"]))
         items.append(str(rec["asin"]))
         ratings.append(float(rec["overall"]))
@@ -194,9 +210,12 @@ def load_amazon2014(folder: str | Path, category: str | None = None, k: int = 5,
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    text = read_text(path)
+    header = next(csv.reader([text.split("\n", 1)[0]]), [])
+    check_header(path, [c.strip() for c in header])
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c", on_bad_lines="error")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, engine="c", on_bad_lines="error")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: malformed CSV: {e}") from e
     df.columns = [c.strip() for c in df.columns]
     for col in columns:
@@ -248,8 +267,8 @@ def load_foodcom(folder: str | Path, k: int = 5, rating_threshold: float | None 
                         "not a date (expected YYYY-MM-DD)")
     raw["timestamp"] = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=np.float64)
     ratings = pd.to_numeric(inter["rating"], errors="coerce")
-    if ratings.isna().any():
-        row = int(np.flatnonzero(ratings.isna().to_numpy())[0])
+    if not np.isfinite(ratings.to_numpy(dtype=float)).all():
+        row = int(np.flatnonzero(~np.isfinite(ratings.to_numpy(dtype=float)))[0])
         raise DataError(f"{inter_path}: line {_csv_line(inter_path, row)}: rating {inter['rating'].iloc[row]!r} "
                         "is not a number")
     raw["rating"] = ratings.to_numpy(dtype=np.float64)

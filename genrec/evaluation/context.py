@@ -17,6 +17,7 @@ from genrec.data.dataset import Dataset
 from genrec.data.splits import Split
 from genrec.evaluation.evaluate import evaluate
 from genrec.evaluation.groups import parse_bins
+from genrec.evaluation.metrics import METRICS
 
 
 @dataclass
@@ -34,9 +35,20 @@ class EvalConfig:
     head_share: float = field(default=0.2, metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
+        """Refuse a protocol that would crash or mislead only after a fit (the bounds of `batch_users` and
+        `max_train_interactions` are checked by `genrec.common.config.build`)."""
         parse_bins(self.user_bins)  # a bad bin fails when the suite is planned, not after a fit
         if not 0.0 < self.head_share < 1.0:
             raise ConfigError(f"eval.head_share: {self.head_share!r} must lie strictly between 0 and 1")
+        ks = list(self.ks)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ConfigError(f"eval.ks: {ks!r}: expected a non-empty list of cutoffs >= 1, e.g. [5, 10, 20]")
+        if len(set(ks)) != len(ks):
+            raise ConfigError(f"eval.ks: {ks!r} lists a cutoff twice; list each once")
+        metric, _, k = str(self.valid_metric).partition("@")
+        if metric not in METRICS or not k.isdigit() or int(k) not in ks:
+            raise ConfigError(f"eval.valid_metric: {self.valid_metric!r} is not <metric>@<k> with metric one of "
+                              f"{', '.join(METRICS)} and k one of eval.ks {ks}")
 
 
 @dataclass

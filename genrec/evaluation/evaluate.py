@@ -46,6 +46,8 @@ class EvalResult:
     # groups whose per-user values are not a slice of `per_user` (head/tail: hits restricted to those targets),
     # each aligned with `users[groups[g]]`
     group_per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    hits: np.ndarray | None = None  # bool [n_users, max(ks)]: what `per_user` is computed from (kept in records)
+    n_rel: np.ndarray | None = None  # relevant items of each evaluated user
 
     def means(self) -> dict[str, float]:
         return {k: float(v.mean()) if len(v) else float("nan") for k, v in self.per_user.items()}
@@ -126,7 +128,8 @@ def evaluate(
                                 "head_min_train_count": int(item_counts[head].min()) if head.any() else None,
                                 "targets": {"head": int(n_rel_head.sum()), "tail": int((n_rel - n_rel_head).sum())}}}
     return EvalResult(part, tuple(ks), eval_users, per_user, groups, protocol, counters,
-                      time.perf_counter() - start, {g: values for g, (_, values) in by_item.items()})
+                      time.perf_counter() - start, {g: values for g, (_, values) in by_item.items()},
+                      hits.astype(bool), n_rel)
 
 
 def _validate(ranked: np.ndarray, users: np.ndarray, k: int, n_items: int, exclude: sp.csr_matrix,

@@ -30,6 +30,7 @@ from genrec.evaluation.metrics import METRICS
 from genrec.experiments import plots
 from genrec.experiments.compare import TEST_NAME, paired_rows
 from genrec.experiments.curves import RULE, convergence, last_point, row_status
+from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
 
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")
@@ -136,6 +137,13 @@ def _header(meta: dict) -> list[str]:
     if meta.get("tuned"):
         lines.append("- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
                      + "; ".join(f"`{m}/{v}` <- `{path}`" for m, v, path in meta["tuned"]))
+    if meta.get("override_rows"):
+        by_command = defaultdict(list)
+        for m, v, cmd in meta["override_rows"]:
+            by_command[cmd].append(f"`{m}/{v}`")
+        lines.append("- override rows (variant `<variant>+<key=value,...>`: the CLI overrides that changed "
+                     "the run; the suite's own rows are unchanged): "
+                     + "; ".join(f"{', '.join(rows)} by `{cmd}`" for cmd, rows in sorted(by_command.items())))
     return lines
 
 
@@ -273,11 +281,15 @@ def _details_section(meta: dict, with_split: bool) -> list[str]:
             tabulate(body, headers, tablefmt="github", disable_numparse=True)]
 
 
-def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write `<suite>.md`, `<suite>.csv` and the suite's pictures (atomically); returns the two table paths."""
+def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None,
+                      force: bool = False) -> tuple[Path, Path]:
+    """Write `<suite>.md`, `<suite>.csv` and the suite's pictures (atomically); returns the two table paths.
+    Refuses (`guard.TableError`) to blank a value the existing CSV fills, unless `force`."""
     df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
+    refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)),
+                  filled_cells(df.drop(columns=["fit_seconds"]), KEY, ("n_seeds",)), force)
     meta = {**meta, "records": records, "plots": write_plots(df, records, meta["suite"], out_dir)}
     if meta.get("compare_to") and records:
         meta["paired"] = paired_rows(records, tuple(meta["compare_to"]), PAIRED_METRICS)
@@ -311,8 +323,10 @@ def write_plots(df: pd.DataFrame, records: list[dict], suite: str, out_dir: Path
     return {kind: plots.save(fig, out_dir / f"{suite}_{kind}.png").name for kind, fig in figures.items() if fig}
 
 
-def write_suite(suite, specs: list, records: list[dict], command: str, profile: str) -> tuple[Path, Path]:
-    """Leaderboard of one suite run: only records matching the plan's exact configs are shown."""
+def write_suite(suite, specs: list, records: list[dict], command: str, profile: str,
+                force: bool = False) -> tuple[Path, Path]:
+    """Leaderboard of a suite: one row per spec row (`genrec.experiments.view.table_specs`), filled only from
+    records matching a spec's exact config."""
 
     wanted = {(s.model, s.variant, s.dataset, s.split, s.seed, s.config_hash) for s in specs}
     records = [r for r in records
@@ -330,5 +344,7 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
         "ks": list(specs[0].eval.ks) if specs else [5, 10, 20], "compare_to": suite.compare_to,
         "fit_info_columns": suite.fit_info_columns, "row_seeds": row_seeds,
         "tuned": sorted({(s.model, s.variant, s.tuned_from) for s in specs if s.tuned_from}),
+        "override_rows": sorted({(r["model"], r["variant"], r.get("command") or "?") for r in records
+                                 if r.get("overrides")}),
     }
-    return write_leaderboard(records, meta)
+    return write_leaderboard(records, meta, force=force)

@@ -1,12 +1,26 @@
-"""Run records: one JSON per run plus a `.npz` of per-user metric arrays, both written atomically.
+"""Run records: one JSON per run plus a small `.npz` from which its per-user metric arrays are recomputed.
 
-Layout: `results/<suite>/<run_id>.json` and `results/<suite>/<run_id>.npz`. The arrays are written first and
-the JSON last, so a record that exists is complete; a record that cannot be parsed raises `RecordError` naming
-the file (delete it and rerun to redo that run).
+Path: `results/<suite>/<run_id>--<config_hash>--<split_hash>.json`, with `<same>.npz` beside it. The run id
+(`<model>--<variant>--<dataset>--<split>--s<seed>`) is for people; the two hashes are the record's identity: the
+config hash covers everything the plan resolved (model config, protocol, variant, seed), the split hash covers
+the data (the split's cache key holds the dataset fingerprint) and the exact train/valid/test assignment. So two
+configs of one (model, variant, dataset, split, seed) never share a file, and a record of data that has since
+changed is kept on disk under its own name while the rerun writes a new one. Nothing here deletes a record.
+
+The arrays are written first and the JSON last (each through a temp file and `os.replace`), so a record whose
+JSON exists is complete; a JSON that cannot be parsed raises `RecordError` naming the file.
+
+What the `.npz` holds, per part (`test`, `valid`): `user_steps` (the evaluated user ids, which are sorted,
+as differences from the previous id: mostly 1s, which compress to almost nothing), `hits` (the top-max(ks) hit
+bits of each user, `np.packbits` along the rank axis) and `n_rel` (relevant items per user). Those are exactly
+what `genrec.evaluation.metrics.per_user` computes every metric from, so `load_arrays` recomputes the per-user
+arrays with that same function: one code path, bit-identical to the evaluator's arrays (tested). Measured with
+pop: 5.6 KB per record on ml-100k (943 users), 11 KB on the Phones release (27,879 users), plus ~6 KB of JSON.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 from pathlib import Path
@@ -16,12 +30,16 @@ import numpy as np
 from genrec.common.errors import BenchError
 from genrec.common.paths import results_dir
 from genrec.common.util import atomic_write_bytes, atomic_write_text
+from genrec.evaluation import metrics
+from genrec.evaluation.evaluate import EvalResult
 
 REQUIRED = (
-    "suite", "suite_version", "model", "variant", "dataset", "split", "seed", "config", "config_hash",
-    "split_hash", "git_sha", "metrics", "valid_metrics", "groups", "n_users_evaluated", "fit_seconds",
-    "eval_seconds", "versions",
+    "run_id", "suite", "suite_version", "model", "variant", "dataset", "split", "seed", "config", "config_hash",
+    "split_hash", "dataset_fingerprint", "git_sha", "protocol", "metrics", "valid_metrics", "groups",
+    "n_users_evaluated", "fit_seconds", "eval_seconds", "versions",
 )
+PARTS = ("test", "valid")
+_MAX_ID_CHARS = 100  # the readable part of a file name; the hashes after it keep names unique
 
 
 class RecordError(BenchError):
@@ -29,20 +47,52 @@ class RecordError(BenchError):
 
 
 def run_id(model: str, variant: str, dataset: str, split: str, seed: int) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    return f"{model}--{variant}--{safe}--{split}--s{seed}"
+    """The readable id of a run, `<model>--<variant>--<dataset>--<split>--s<seed>` (dataset made file-safe)."""
+    return f"{model}--{variant}--{_safe(dataset)}--{split}--s{seed}"
 
 
-def record_path(suite: str, rid: str) -> Path:
-    return results_dir(suite) / f"{rid}.json"
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+=" else "_" for c in text)
+
+
+def run_key(rid: str, config_hash: str) -> str:
+    """`<run_id>--<config_hash>`, file-safe: names a run's claim and prefixes every record of that config."""
+    return f"{_safe(rid)[:_MAX_ID_CHARS]}--{config_hash}"
+
+
+def record_path(suite: str, rid: str, config_hash: str, split_hash: str) -> Path:
+    return results_dir(suite) / f"{run_key(rid, config_hash)}--{split_hash}.json"
+
+
+def path_of(record: dict) -> Path:
+    """Where `record` lives (derived from its own fields)."""
+    return record_path(record["suite"], record["run_id"], record["config_hash"], record["split_hash"])
+
+
+def records_of(suite: str, rid: str, config_hash: str) -> list[Path]:
+    """Record files of one run and config, for any data version (split hash), sorted by name."""
+    pattern = glob.escape(str(results_dir(suite) / run_key(rid, config_hash))) + "--*.json"
+    return sorted(Path(p) for p in glob.glob(pattern))
+
+
+def compact_arrays(test: EvalResult, valid: EvalResult) -> dict[str, np.ndarray]:
+    """The `.npz` content of a run: users, packed hit bits and relevant counts of both parts."""
+    out = {}
+    for part, res in (("test", test), ("valid", valid)):
+        if len(res.users) and (np.diff(res.users) <= 0).any():
+            raise RecordError(f"{part} users are not strictly increasing: cannot store them as steps")
+        out[f"{part}/user_steps"] = np.diff(np.asarray(res.users, dtype=np.int64), prepend=0).astype(np.int32)
+        out[f"{part}/hits"] = np.packbits(np.asarray(res.hits, dtype=bool), axis=1)
+        out[f"{part}/n_rel"] = np.asarray(res.n_rel, dtype=np.int32)
+    return out
 
 
 def write_record(record: dict, arrays: dict[str, np.ndarray]) -> Path:
-    """Write the per-user arrays, then the JSON record (the JSON's presence marks the run as done)."""
+    """Write the arrays, then the JSON record (the JSON's presence marks the run as done); returns its path."""
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise RecordError(f"record {record.get('run_id')}: missing fields {missing}")
-    path = record_path(record["suite"], record["run_id"])
+    path = path_of(record)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
@@ -70,11 +120,22 @@ def read_record(path: Path) -> dict:
 
 
 def load_records(suite: str) -> list[dict]:
-    """All records of a suite, sorted by run id."""
+    """All records of a suite (every config and data version; callers pick the current ones), sorted by file."""
     return [read_record(p) for p in sorted(results_dir(suite).glob("*.json"))]
 
 
 def load_arrays(record: dict) -> dict[str, np.ndarray]:
-    path = record_path(record["suite"], record["run_id"]).with_suffix(".npz")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """`{"test/users", "test/<metric>@<k>", ..., "valid/..."}`: per-user arrays recomputed from the hit bits."""
+    path = path_of(record).with_suffix(".npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise RecordError(f"{path}: per-user arrays unreadable ({e}); delete the record and rerun") from e
+    ks = tuple(record["protocol"]["ks"])
+    out = {}
+    for part in PARTS:
+        hits = np.unpackbits(stored[f"{part}/hits"], axis=1, count=max(ks)).astype(np.float32)
+        out[f"{part}/users"] = np.cumsum(stored[f"{part}/user_steps"], dtype=np.int64)
+        out.update({f"{part}/{name}": v for name, v in metrics.per_user(hits, stored[f"{part}/n_rel"], ks).items()})
+    return out

@@ -1,12 +1,15 @@
 """Run one planned job: load data, split, fit, evaluate valid + test, write the record.
 
-A run is done when its record exists with the same `config_hash`; the driver skips it (resume by default).
-Nothing is written for a run that fails: the record is written last, atomically. `run_claimed` runs a job under
-a claim file (`genrec.experiments.claims`) so concurrent drivers never run one job twice.
+A run is done when a readable record exists with its config hash and the dataset fingerprint and split hash of
+the data on disk now (`status`); a record of other data is "stale": kept on disk, never shown, and the run is
+planned again (its new record gets its own file, see `genrec.experiments.records`). Nothing is written for a run
+that fails: the record is written last, atomically. `run_claimed` runs a job under a claim file
+(`genrec.experiments.claims`) so concurrent drivers never run one job twice.
 
-Test hook: `GENREC_TEST_DIE_AT=<point>[:<n>]` SIGKILLs the process the n-th time (default 1) it reaches `point`:
-`after-fit` (model fitted, nothing evaluated), `before-record` (evaluated, record not written) or `after-record`
-(record written, claim not yet released). Only the crash-safety tests set it.
+Test hook: `GENREC_TEST_DIE_AT=<point>[:<n>[:<signal>]]` sends `signal` (default KILL; e.g. INT) to this process
+the n-th time (default 1) it reaches `point`: `after-fit` (model fitted, nothing evaluated), `before-record`
+(evaluated, record not written) or `after-record` (record written, claim not yet released). Only the crash-safety
+and interrupt tests set it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from genrec.evaluation.context import FitContext
 from genrec.evaluation.evaluate import EvalResult, evaluate
 from genrec.experiments import claims
 from genrec.experiments.audit import audit_run, fit_audited
-from genrec.experiments.records import read_record, record_path, run_id, write_record
+from genrec.experiments.records import compact_arrays, read_record, records_of, run_id, run_key, write_record
 from genrec.experiments.suite import RunSpec
 
 
@@ -37,11 +40,41 @@ def spec_run_id(spec: RunSpec) -> str:
     return run_id(spec.model, spec.variant, spec.dataset, spec.split, spec.seed)
 
 
+class Status(NamedTuple):
+    """Where a spec stands: "done" (with its record), "todo", or "stale" (records of other data exist; why)."""
+
+    state: str
+    record: dict | None = None
+    reason: str = ""
+
+
+def is_current(record: dict, split: Split) -> bool:
+    """True when `record` was computed on exactly this data and split assignment."""
+    return (record["split_hash"] == split.hash
+            and record["dataset_fingerprint"] == split.dataset.fingerprint[:16])
+
+
+def status(spec: RunSpec, newer_than: float = 0.0) -> Status:
+    """Done, todo or stale (see the module docstring). The split is computed (cached) only when a record of this
+    config exists; a record written before `newer_than` (`--force`) counts as todo."""
+    paths = records_of(spec.suite, spec_run_id(spec), spec.config_hash)
+    records = [r for r in map(read_record, paths) if r["config_hash"] == spec.config_hash]
+    if not records:
+        return Status("todo")
+    split = cached_split(spec.dataset, spec.split, spec.seed, spec.split_params)
+    for path, record in zip(paths, records, strict=True):
+        if is_current(record, split):
+            return Status("done", record) if path.stat().st_mtime >= newer_than else Status("todo")
+    old = records[-1]
+    if old["dataset_fingerprint"] != split.dataset.fingerprint[:16]:
+        why = f"the data changed (dataset fingerprint {old['dataset_fingerprint']} -> {split.dataset.fingerprint[:16]})"
+    else:
+        why = f"the split changed (split hash {old['split_hash']} -> {split.hash})"
+    return Status("stale", None, why)
+
+
 def is_done(spec: RunSpec, newer_than: float = 0.0) -> bool:
-    """True when a readable record with the same config hash exists (written at or after `newer_than`)."""
-    path = record_path(spec.suite, spec_run_id(spec))
-    return (path.is_file() and read_record(path)["config_hash"] == spec.config_hash
-            and path.stat().st_mtime >= newer_than)
+    return status(spec, newer_than).state == "done"
 
 
 class Outcome(NamedTuple):
@@ -52,34 +85,35 @@ class Outcome(NamedTuple):
     holder: claims.Claim | None = None
 
 
-def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0, audit: bool = False) -> Outcome:
+def run_claimed(spec: RunSpec, log=print, newer_than: float = 0.0, audit: bool = False,
+                command: str = "") -> Outcome:
     """Run `spec` under its claim, unless another live driver holds it or its record appeared meanwhile."""
-    rid = spec_run_id(spec)
-    with claims.held(spec.suite, rid, log) as (got, claim):
+    key = run_key(spec_run_id(spec), spec.config_hash)
+    with claims.held(spec.suite, key, log) as (got, claim):
         if not got:
             return Outcome("claimed", holder=claim)
         if is_done(spec, newer_than):
             return Outcome("done")
         folder = glob.escape(str(results_dir(spec.suite)))
-        for tmp in glob.glob(f"{folder}/.{glob.escape(rid)}.*.tmp"):  # temp files of a killed writer of this run
+        for tmp in glob.glob(f"{folder}/.{glob.escape(key)}--*.tmp"):  # temp files of a killed writer of this run
             Path(tmp).unlink(missing_ok=True)
-        return Outcome("ran", record=run_one(spec, log, audit))
+        return Outcome("ran", record=run_one(spec, log, audit, command))
 
 
 _HOOK_COUNTS: Counter[str] = Counter()
 
 
 def _test_hook(point: str) -> None:
-    """SIGKILL this process at `point` when `GENREC_TEST_DIE_AT` asks for it (see the module docstring)."""
-    name, _, nth = os.environ.get("GENREC_TEST_DIE_AT", "").partition(":")
+    """Signal this process at `point` when `GENREC_TEST_DIE_AT` asks for it (see the module docstring)."""
+    name, nth, sig = ([*os.environ.get("GENREC_TEST_DIE_AT", "").split(":"), "", ""])[:3]
     if name != point:
         return
     _HOOK_COUNTS[point] += 1
     if _HOOK_COUNTS[point] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
 
 
-def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
+def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") -> dict:
     """Fit and evaluate one spec; write and return its record.
 
     `audit`: fit under `genrec.experiments.audit` (guarded split, nested fits recorded) and run its leakage checks before
@@ -88,7 +122,7 @@ def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
     rid = spec_run_id(spec)
     start = time.perf_counter()
     split = cached_split(spec.dataset, spec.split, spec.seed, spec.split_params)
-    work_dir = results_dir(spec.suite, "work", rid)
+    work_dir = results_dir(spec.suite, "work", run_key(rid, spec.config_hash))  # one per config: drivers never share
     seed_everything(spec.seed)
     model = model_class(spec.model)(spec.config)
     ctx = FitContext(split.dataset, split, spec.seed, spec.eval, Path(work_dir), log=log)
@@ -110,18 +144,20 @@ def run_one(spec: RunSpec, log=print, audit: bool = False) -> dict:
     test = evaluate(model, split, "test", ev.ks, ev.exclude_valid, ev.batch_users,
                     max_train_interactions=ev.max_train_interactions, user_bins=ev.user_bins,
                     head_share=ev.head_share)
-    record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds)
+    record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds, command)
     record["wall_seconds"] = time.perf_counter() - start
     if audit:
         record["audit"] = {"checked": True, "problems": []}
     _test_hook("before-record")
-    write_record(record, per_user_arrays(test, valid))
+    write_record(record, compact_arrays(test, valid))
     _test_hook("after-record")
     return record
 
 
 def make_record(spec: RunSpec, rid: str, split: Split, test: EvalResult, valid: EvalResult, fit_info: dict,
-                fit_seconds: float) -> dict:
+                fit_seconds: float, command: str = "") -> dict:
+    """The JSON record. `overrides` (the CLI overrides that changed this run, see `suite.override_tag`) and
+    `planned_seeds` (the seeds its command planned for this row) let the leaderboard re-plan an override row."""
     return {
         "run_id": rid,
         "suite": spec.suite,
@@ -129,6 +165,9 @@ def make_record(spec: RunSpec, rid: str, split: Split, test: EvalResult, valid: 
         "profile": spec.profile,
         "model": spec.model,
         "variant": spec.variant,
+        "overrides": spec.overrides,
+        "planned_seeds": list(spec.row_seeds),
+        "command": command,
         "dataset": spec.dataset,
         "split": spec.split,
         "split_params": spec.split_params,
@@ -152,10 +191,3 @@ def make_record(spec: RunSpec, rid: str, split: Split, test: EvalResult, valid: 
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def per_user_arrays(test: EvalResult, valid: EvalResult) -> dict:
-    arrays = {"test/users": test.users, "valid/users": valid.users}
-    arrays.update({f"test/{k}": v for k, v in test.per_user.items()})
-    arrays.update({f"valid/{k}": v for k, v in valid.per_user.items()})
-    return arrays

@@ -2,18 +2,23 @@
 
 A suite expands into a plan of `RunSpec`s, one per (dataset, model, variant, seed). Each spec carries its fully
 resolved model config (defaults < dataset block < model YAML < profile < variant < CLI), so its `config_hash`
-identifies the run exactly: a record with the same hash is "already done".
+identifies the run exactly: a record with the same hash (and data) is "already done".
+
+CLI `key=value` overrides make their own rows: a run whose config they change gets the variant
+`<variant>+<tag>` (`override_tag`), so its records and leaderboard row never replace the default ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genrec.common.config import (
     build,
+    check_seeds,
     config_hash,
     hash_view,
     load_yaml,
@@ -26,6 +31,7 @@ from genrec.common.registry import load_dataset, model_class, unknown_name
 from genrec.evaluation.context import EvalConfig
 from genrec.experiments.tuned import has_search_space, tuned_layer, tuned_path
 
+TABLE_KS = (5, 10, 20)  # cutoffs every leaderboard shows (genrec.experiments.leaderboard): eval.ks must hold them
 PROFILE_KEYS = {"seeds", "model_seeds", "split_seeds", "models", "split_models", "datasets", "optional_datasets"}
 
 
@@ -64,6 +70,8 @@ class RunSpec:
     config: Any  # the model's Config dataclass instance
     eval: EvalConfig
     tuned_from: str = ""  # the configs/tuned/*.yaml layered into `config`, if any (provenance, not hashed)
+    overrides: dict = field(default_factory=dict)  # the CLI overrides that changed this run (tag keys -> values)
+    row_seeds: tuple[int, ...] = ()  # every seed planned for this run's row (its leaderboard cell needs them all)
 
     @property
     def resolved(self) -> dict:
@@ -142,9 +150,10 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
     for m in models:
         model_class(m)
     overrides = dict(overrides or {})
-    use_tuned = bool(overrides.pop("tuned", suite.tuned))
+    cli_tuned = overrides.pop("tuned", None)
+    use_tuned = bool(suite.tuned if cli_tuned is None else cli_tuned)
     eval_over, per_model = split_cli_overrides(overrides, models)
-    build(EvalConfig, suite.eval, eval_over, where="eval")  # fail early on a bad eval override
+    check_table_ks(build(EvalConfig, suite.eval, eval_over, where="eval"))  # fail early on a bad eval override
     seeds_given = seeds is not None
     seeds = seeds if seeds_given else prof.get("seeds", suite.seeds)
     suite_splits = [suite.split] if isinstance(suite.split, str) else list(suite.split)
@@ -156,37 +165,85 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
         if name not in all_variants:
             raise unknown_name(f"variant of suite {suite.name}", name, sorted(all_variants))
     splits = splits or suite_splits
+    cli = _Cli(eval_over, per_model, use_tuned, seeds, seeds_given)
     specs = []
     optional = prof.get("optional_datasets", suite.optional_datasets)
     for ds in datasets or available(prof.get("datasets", suite.datasets), optional):
         for split in splits:
             for m in models:
                 for variant, var_over in model_variants(suite, m).items():
-                    if variants and variant not in variants:
-                        continue
-                    var_over = dict(var_over or {})
-                    if ds not in var_over.pop("only_datasets", [ds]) or split not in var_over.pop("only_splits",
-                                                                                                 [split]):
-                        continue
-                    var_tuned = bool(var_over.pop("tuned", False))
-                    if var_tuned and not has_search_space(m):
-                        continue  # a `tuned` variant of a model with nothing to tune (pop) would repeat `default`
-                    split_params = {**suite.split_params, **var_over.pop("split_params", {})}
-                    var_eval = build(EvalConfig, suite.eval, var_over.pop("eval", {}), eval_over,
-                                     where=f"eval ({suite.name}/{variant})")
-                    tuned = tuned_layer(m, ds, split) if use_tuned or var_tuned else {}
-                    tuned_from = _show_path(tuned_path(m, ds, split)) if tuned else ""
-                    split_models = (prof.get("split_models") or {}).get(split) or {}
-                    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), split_models.get("*", {}),
-                              split_models.get(m, {}), tuned, var_over, per_model[m]]
-                    cfg = build(model_class(m).Config, *layers, where=f"{m} ({suite.name}/{variant})")
-                    split_seeds = (prof.get("split_seeds") or {}).get(split, seeds)
-                    by_model = prof.get("model_seeds") or {}
-                    model_seeds = seeds if seeds_given else by_model.get(f"{m}/{variant}",
-                                                                         by_model.get(m, split_seeds))
-                    specs.extend(RunSpec(suite.name, suite.version, profile, m, variant, ds, split, split_params,
-                                         s, cfg, var_eval, tuned_from) for s in model_seeds)
+                    if not variants or variant in variants:
+                        specs.extend(_row(suite, profile, prof, ds, split, m, variant, dict(var_over or {}), cli))
     return specs
+
+
+@dataclass
+class _Cli:
+    """What the command line adds to a plan: routed overrides, `tuned=`, and `--seeds`."""
+
+    eval_over: dict
+    per_model: dict[str, dict]
+    use_tuned: bool
+    seeds: list[int]
+    seeds_given: bool
+
+
+def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: str, variant: str, var_over: dict,
+         cli: _Cli) -> list[RunSpec]:
+    """The specs (one per seed) of one leaderboard row, or [] when the variant skips this dataset/split."""
+    if ds not in var_over.pop("only_datasets", [ds]) or split not in var_over.pop("only_splits", [split]):
+        return []
+    var_tuned = bool(var_over.pop("tuned", False))
+    if var_tuned and not has_search_space(m):
+        return []  # a `tuned` variant of a model with nothing to tune (pop) would repeat `default`
+    split_params = {**suite.split_params, **var_over.pop("split_params", {})}
+    where = f"({suite.name}/{variant})"
+    var_eval_over = var_over.pop("eval", {})
+    base_eval = build(EvalConfig, suite.eval, var_eval_over, where=f"eval {where}")
+    var_eval = check_table_ks(build(EvalConfig, suite.eval, var_eval_over, cli.eval_over, where=f"eval {where}"))
+    tuned = tuned_layer(m, ds, split) if cli.use_tuned or var_tuned else {}
+    tuned_from = _show_path(tuned_path(m, ds, split)) if tuned else ""
+    split_models = (prof.get("split_models") or {}).get(split) or {}
+    layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), split_models.get("*", {}),
+              split_models.get(m, {}), tuned, var_over]
+    base_cfg = build(model_class(m).Config, *layers, where=f"{m} {where}")
+    cfg = build(model_class(m).Config, *layers, cli.per_model[m], where=f"{m} {where}")
+    changed = {k: getattr(cfg, k) for k in cli.per_model[m] if getattr(cfg, k) != getattr(base_cfg, k)}
+    changed |= {f"eval.{k}": getattr(var_eval, k) for k in cli.eval_over
+                if getattr(var_eval, k) != getattr(base_eval, k)}
+    if (cli.use_tuned or var_tuned) != (suite.tuned or var_tuned) and (tuned or tuned_layer(m, ds, split)):
+        changed["tuned"] = cli.use_tuned  # the CLI's `tuned=` changed this run's layers
+    changed = json.loads(json.dumps(changed))  # tuples -> lists, as the record stores them
+    by_model = prof.get("model_seeds") or {}
+    split_seeds = (prof.get("split_seeds") or {}).get(split, cli.seeds)
+    seeds = check_seeds(cli.seeds if cli.seeds_given else by_model.get(f"{m}/{variant}", by_model.get(m, split_seeds)),
+                        "--seeds" if cli.seeds_given else f"suite {suite.name} seeds")
+    name = f"{variant}+{override_tag(changed)}" if changed else variant
+    return [RunSpec(suite.name, suite.version, profile, m, name, ds, split, split_params, s, cfg, var_eval,
+                    tuned_from, changed, tuple(seeds)) for s in seeds]
+
+
+def override_tag(changed: dict[str, Any]) -> str:
+    """The readable, deterministic suffix of an override row: `key=value` pairs sorted by key, joined by ",".
+
+    Keys: a model field bare (`epochs`; the row already names the model), a protocol field as `eval.<field>`,
+    and `tuned`. Values as JSON (`true`, `50`, `0.001`, `[5,10,20]`), strings bare. Only overrides that change
+    the run's config are listed (an override equal to the plan's own value leaves the run a default run), so the
+    tag names exactly what differs from the default row and one tag means one config.
+    """
+    def fmt(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(changed.items()))
+
+
+def check_table_ks(ev: EvalConfig) -> EvalConfig:
+    """`ev` when its cutoffs hold the leaderboard's (`TABLE_KS`), else a ConfigError before any run starts."""
+    missing = [k for k in TABLE_KS if k not in ev.ks]
+    if missing:
+        raise ConfigError(f"eval.ks: {list(ev.ks)} lacks {missing}: every leaderboard shows the cutoffs "
+                          f"{', '.join(map(str, TABLE_KS))} (e.g. eval.ks=[5,10,20], or a superset)")
+    return ev
 
 
 def _show_path(path: Path) -> str:

@@ -15,8 +15,10 @@ planner shares.
   value)` goes to `trial.report`, and `trial.should_prune()` raises `optuna.TrialPruned` from inside `fit`. The test
   split is never touched. An exception marks the trial FAIL with `user_attrs["error"]` (and `"traceback"`); the
   study goes on.
-* Budget: `tune(job, trials, workers)` runs exactly the missing trials (COMPLETE + PRUNED + FAIL count towards
-  `trials`), split over `workers` processes (multiprocessing "forkserver", core modules preloaded once; each
+* Checks: `study.check_job` validates the command (space, overrides, seed, storage URL, dataset, split) before
+  any trial, so a typo is one ConfigError/DataError, not a study of FAIL trials.
+* Budget: `tune(job, trials, workers)` starts exactly the missing trials once (COMPLETE + PRUNED count towards
+  `trials`; FAIL trials do not, so the next run of the command retries them), split over `workers` processes (multiprocessing "forkserver", core modules preloaded once; each
   process opens its own storage connection); `MaxTrialsCallback` caps the total across processes. The
   budget (trials, timeout) is stored in the study's user attrs; every model gets the same default (30 trials).
 * Resume: a trial left RUNNING by a process that died (its `user_attrs["worker"]` names this host and a pid that
@@ -24,9 +26,12 @@ planner shares.
   trials are counted, so it never blocks the study. On SQLAlchemy storages Optuna's heartbeat also fails trials
   of dead workers on other machines after `GRACE_S` seconds.
 * Storage: `sqlite:///studies/<study>.db` by default (`$GENREC_STUDIES` moves the folder), any SQLAlchemy URL
-  (`postgresql://user@host/db`), or `journal:<path>` for Optuna's JournalStorage (a local append-only file).
-* Export: `export_best` writes `configs/tuned/<model>-<dataset>-<split>.yaml` (`$GENREC_TUNED` moves it), read back
-  by `tuned_layer` for suites with `tuned: true`. `genrec.experiments.tuning.report` renders `leaderboard/tuning.md`.
+  (`postgresql+psycopg2://user@host/db`), or `journal:<path>` for Optuna's JournalStorage (a local append-only
+  file); `storage.check_storage_url` refuses anything else before Optuna is touched.
+* Export: every `tune` writes `studies/<study>.json` (`export.export_study`: every trial; committed, unlike the
+  storages), which `genrec.experiments.tuning.report` renders `leaderboard/tuning.md` from; `export_best` writes
+  `configs/tuned/<model>-<dataset>-<split>.yaml` (`$GENREC_TUNED` moves it), read back by `tuned_layer` for suites
+  with `tuned: true`.
 """
 
 from __future__ import annotations

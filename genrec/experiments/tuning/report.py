@@ -1,43 +1,53 @@
-"""`leaderboard/tuning.md`: one section per Optuna study made by `genrec.experiments.tuning`, from the studies' own storage.
+"""`leaderboard/tuning.md` (+ `tuning.csv`, its summary table): one section per Optuna study made by
+`genrec.experiments.tuning`, rendered from the studies' exports (`studies/<study>.json`, committed).
 
 Per study: the best validation value and its parameters, the test metrics of the best configuration retrained
-once (suite `tuning`, the only place test metrics of a study appear; `retrain=False` skips it), trial counts
-(complete / pruned / failed), the top-5 trials, fANOVA parameter importances where Optuna can compute them, and
-the errors of failed trials. Rendered by `python benchmarks/tune.py --report`.
+once (suite `tuning`, whose committed records are reused; the only place test metrics of a study appear;
+`retrain=False` skips it), trial counts (complete / pruned / failed), the top-5 trials, fANOVA parameter
+importances (seeded, so a re-render gives the same numbers) where Optuna can compute them, and the errors of
+failed trials. Rendered by `python benchmarks/tune.py --report`, which first refreshes the exports from the local
+storages (`studies/*.db`, or `--storage URL`); on a fresh clone it reads the committed exports alone. A render
+that would lose values of the committed table is refused unless `force` (`genrec.experiments.guard`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from genrec.common.paths import leaderboard_dir
 from genrec.common.util import atomic_write_text
-from genrec.experiments.records import read_record, record_path
-from genrec.experiments.runner import is_done, run_one, spec_run_id
+from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
+from genrec.experiments.runner import run_one, status
 from genrec.experiments.tuning import (
     TUNING_SUITE,
     TuneJob,
     counts,
-    display_url,
     job_from_study,
     make_storage,
     studies_dir,
     trial_config,
     tuned_spec,
 )
+from genrec.experiments.tuning.export import export_study, load_export
+
+IMPORTANCE_SEED = 0  # fANOVA fits a random forest: seeded, so the same trials always give the same importances
 
 
 def default_storages() -> list[str]:
+    """The local sqlite studies (`studies/*.db`; none on a fresh clone)."""
     return [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
 
 
-def write_report(storages: list[str], retrain: bool = True, out: Path | None = None, log=print) -> Path:
-    """Render `leaderboard/tuning.md` for every study in `storages` (see `study_section`)."""
+def refresh_exports(storages: list[str], log=print) -> list[Path]:
+    """Export every study of `storages` made by `genrec.experiments.tuning` to `studies/<study>.json`."""
     import optuna  # noqa: PLC0415
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sections, rows = [], []
+    paths = []
     for url in storages:
         storage = make_storage(url)
         for name in sorted(optuna.get_all_study_names(storage)):
@@ -45,12 +55,40 @@ def write_report(storages: list[str], retrain: bool = True, out: Path | None = N
             if "job" not in study.user_attrs:
                 log(f"skipping study {name}: not created by genrec.experiments.tuning")
                 continue
-            row, lines = study_section(study, url, retrain, log)
-            rows.append(row)
-            sections.extend(lines)
+            paths.append(export_study(study, url))
+    return paths
+
+
+def write_report(exports: list[Path] | None = None, retrain: bool = True, out: Path | None = None, log=print,
+                 force: bool = False) -> Path:
+    """Render `leaderboard/tuning.md` and `tuning.csv` from study exports (default: every `studies/*.json`)."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sections, rows = [], []
+    for path in sorted(exports if exports is not None else studies_dir().glob("*.json")):
+        study, storage = load_export(path)
+        row, lines = study_section(study, storage, retrain, log)
+        rows.append(row)
+        sections.extend(lines)
     path = out or leaderboard_dir() / "tuning.md"
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r))) if rows else pd.DataFrame(
+        columns=["study"])
+    csv_path = path.with_suffix(".csv")
+    old = filled_cells_of_csv(csv_path, ("study",)) | _sections(path)  # sections: also a report without a CSV
+    refuse_losses(path, old, filled_cells(table, ("study",)) | {(r["study"], "section") for r in rows}, force)
+    atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(path, "\n".join(report_header(rows) + sections) + "\n")
     return path
+
+
+def _sections(path: Path) -> set[tuple[str, str]]:
+    """(study, "section") for every `## <study>` section of an existing report."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {(m, "section") for m in re.findall(r"^## (\S+)$", text, flags=re.M)}
 
 
 def report_header(rows: list[dict]) -> list[str]:
@@ -71,9 +109,9 @@ def report_header(rows: list[dict]) -> list[str]:
     return lines
 
 
-def study_section(study: Any, url: str, retrain: bool, log=print) -> tuple[dict, list[str]]:
-    """Summary row and Markdown section of one study."""
-    job = job_from_study(study, url)
+def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[dict, list[str]]:
+    """Summary row and Markdown section of one study (`storage`: where it lives, as displayed)."""
+    job = job_from_study(study, None)
     c, budget = counts(study), study.user_attrs.get("budget", {})
     metric = trial_config(job, {})[1].valid_metric
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -86,7 +124,7 @@ def study_section(study: Any, url: str, retrain: bool, log=print) -> tuple[dict,
            **{f"test {k}": v for k, v in test.items() if isinstance(v, float)}}
     lines = [f"## {study.study_name}", "",
              f"- model `{job.model}`, dataset `{job.dataset}`, split `{job.split}`, seed {job.seed}, "
-             f"overrides `{job.overrides}`", f"- storage `{display_url(url)}`; budget {budget_s}; "
+             f"overrides `{job.overrides}`", f"- storage `{storage}`; budget {budget_s}; "
              f"trials {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed, {c['RUNNING']} running",
              f"- command: `{study.user_attrs.get('command', '')}`"]
     if best:
@@ -103,8 +141,8 @@ def retrain_best(job: TuneJob, params: dict, log=print) -> dict:
 
     spec = tuned_spec(job, params)
     try:
-        record = (read_record(record_path(spec.suite, spec_run_id(spec))) if is_done(spec)
-                  else run_one(spec, log=lambda msg: log(f"    {msg}")))
+        st = status(spec)
+        record = st.record if st.state == "done" else run_one(spec, log=lambda msg: log(f"    {msg}"))
     except Exception as e:  # a report must still render; the cell says why it is missing
         return {"retrain error": f"{type(e).__name__}: {e}"}
     keys = [k for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if k in record["metrics"]]
@@ -125,7 +163,8 @@ def importances(study: Any) -> list[str]:
     import optuna  # noqa: PLC0415
 
     try:
-        imp = optuna.importance.get_param_importances(study)
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
+        imp = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except Exception as e:  # too few trials, a single distinct value, ...
         return [f"Parameter importances: not computable ({type(e).__name__}: {e})."]
     return ["Parameter importances (fANOVA): " + ", ".join(f"{k} {v:.3f}" for k, v in imp.items()) + "."]

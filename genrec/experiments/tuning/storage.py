@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genrec.common.errors import ConfigError
+from genrec.common.paths import ROOT
 from genrec.common.registry import unknown_name
 from genrec.experiments.tuning.job import PRUNERS, TuneJob
 
@@ -18,10 +20,44 @@ HEARTBEAT_S, GRACE_S = 60, 180  # SQLAlchemy storages: heartbeat period, and sil
 NO_OWNER_GRACE_S = 60  # a RUNNING trial without a "worker" attr older than this is stale on resume
 
 
-def display_url(url: str) -> str:
-    """The storage URL with any password hidden (it goes into headers and reports)."""
+RDB_BACKENDS = ("sqlite", "postgresql", "mysql")  # the SQLAlchemy backends Optuna's RDBStorage supports
+STORAGE_FORMS = "sqlite:///<path>, postgresql+psycopg2://user@host/db, mysql://... or journal:<path>"
+
+
+def check_storage_url(url: str) -> str:
+    """`url` when Optuna can open it, else one ConfigError saying what was expected (before Optuna is imported).
+
+    Checks the form, the backend and that its database driver is installed (SQLAlchemy 2's default driver for
+    `postgresql://` is psycopg 3; this project installs psycopg2, so the message says to write
+    `postgresql+psycopg2://`)."""
     if url.startswith("journal:"):
+        if not url.removeprefix("journal:"):
+            raise ConfigError(f"--storage {url!r}: journal:<path> needs a path, e.g. journal:studies/mf.log")
         return url
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in RDB_BACKENDS:
+            raise ConfigError(f"--storage {url!r}: backend {backend!r} is not supported; expected {STORAGE_FORMS}")
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise ConfigError(f"--storage {url!r}: not a storage URL; expected {STORAGE_FORMS}") from None
+    except ImportError as e:
+        raise ConfigError(f"--storage {url!r}: its database driver is not installed ({e}); install it, or for "
+                          "PostgreSQL write postgresql+psycopg2://... (psycopg2 is installed with the dev extra)") from None
+    return url
+
+
+def display_url(url: str) -> str:
+    """The storage URL with any password hidden and a path inside the repository made relative (it goes into
+    headers, exports and reports, which must read the same on every clone)."""
+    for prefix in ("journal:", "sqlite:///"):
+        if url.startswith(prefix):
+            path = Path(url.removeprefix(prefix))
+            return prefix + str(path.relative_to(ROOT) if path.is_absolute() and path.is_relative_to(ROOT) else path)
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
     return make_url(url).render_as_string(hide_password=True)

@@ -1,18 +1,39 @@
-"""Running a study's budget: exactly the missing trials, split over worker processes."""
+"""Running a study's budget: exactly the missing trials, split over worker processes.
+
+The budget counts COMPLETE and PRUNED trials only. A FAIL trial stays in the study with its error (the report
+lists it) but does not use up `--trials`: each run of the command starts the trials missing once (so a trial
+that always fails cannot loop), and after fixing what made trials fail, rerunning the same command runs the
+trials still missing. The command itself is checked before any trial starts (`check_job`), so a typo (an unknown
+split, a missing dataset, `epochs=abc`, a bad storage URL) is one error line, not a study full of FAIL trials.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from typing import Any
 
 from genrec.common import registry
-from genrec.common.config import config_hash
+from genrec.common.config import check_seeds, config_hash
 from genrec.common.errors import BenchError, ConfigError
+from genrec.common.registry import unknown_name
+from genrec.data.cache import cached_split
+from genrec.data.splits import SPLITTERS
 from genrec.experiments.tuned import search_path
+from genrec.experiments.tuning.export import export_study
 from genrec.experiments.tuning.job import TuneJob
-from genrec.experiments.tuning.objective import objective
-from genrec.experiments.tuning.storage import counts, display_url, fail_stale_trials, make_storage, open_study
+from genrec.experiments.tuning.objective import objective, trial_config
+from genrec.experiments.tuning.storage import (
+    check_storage_url,
+    counts,
+    display_url,
+    fail_stale_trials,
+    make_storage,
+    open_study,
+)
+
+COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up the budget (FAIL does not)
 
 
 def shares(n: int, workers: int) -> list[int]:
@@ -31,17 +52,41 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
     for kind, entries in job.registry.items():  # the launcher's registry (spawned processes start fresh)
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, sampler_seed=sampler_seed)
-    cap = optuna.study.MaxTrialsCallback(total, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-    study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                   callbacks=[cap])
+    cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
+    try:
+        study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                       callbacks=[cap])
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the launcher prints the one "interrupted" line
+        if multiprocessing.parent_process() is None:
+            raise
+        sys.exit(130)
+
+
+def check_job(job: TuneJob, trials: int, workers: int, timeout: float | None = None) -> None:
+    """Everything a trial would read, checked once before any trial: budget, seed, storage URL, split name,
+    model, overrides and the searched space's corners (they build into the Config), the dataset and its split."""
+    if not job.space:
+        raise ConfigError(f"model '{job.model}' has an empty search space ({search_path(job.model).name}): "
+                          "nothing to tune; its default config is the tuned one")
+    if trials < 1 or workers < 1:
+        raise ConfigError(f"--trials {trials} / --workers {workers}: both must be integers >= 1")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout {timeout}: expected a number of seconds > 0")
+    check_seeds([job.seed], "--seed")
+    check_storage_url(job.storage_url)
+    if job.split not in SPLITTERS:
+        raise unknown_name("split", job.split, SPLITTERS)
+    for name, p in job.space.items():
+        for value in p.corners():
+            trial_config(job, {name: value}, where=f"{job.model} ({search_path(job.model).name}: {name}={value!r})")
+    cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
 
 
 def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = None, command: str = "",
          log=print) -> Any:
-    """Bring the study to `trials` finished trials (resuming it), with `workers` processes; returns the study."""
-    if not job.space:
-        raise ConfigError(f"model '{job.model}' has an empty search space ({search_path(job.model).name}): "
-                          "nothing to tune; its default config is the tuned one")
+    """Bring the study to `trials` COMPLETE or PRUNED trials (resuming it), with `workers` processes; export it
+    (`export.export_study`, the file `--report` reads) and return it."""
+    check_job(job, trials, workers, timeout)
     storage = make_storage(job.storage_url)
     study = open_study(job, storage)
     stale = fail_stale_trials(study, storage)
@@ -52,10 +97,11 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
     if command:
         study.set_user_attr("command", command)
     c = counts(study)
-    done = c["COMPLETE"] + c["PRUNED"] + c["FAIL"]
+    done = sum(c[s] for s in COUNTED)
     todo = shares(trials - done - c["RUNNING"], workers)
-    log(f"study {job.name} at {display_url(job.storage_url)}: {done} trials finished, {c['RUNNING']} running, "
-        f"{sum(todo)} to run on {len(todo)} worker(s)")
+    failed = f", {c['FAIL']} failed (not counted: they are retried)" if c["FAIL"] else ""
+    log(f"study {job.name} at {display_url(job.storage_url)}: {done} trials finished{failed}, {c['RUNNING']} "
+        f"running, {sum(todo)} to run on {len(todo)} worker(s)")
     seeds = [int(config_hash({"seed": job.seed, "done": done, "worker": i}), 16) % 2**31 for i in range(len(todo))]
     if len(todo) == 1:
         run_worker(job, todo[0], trials, timeout, seeds[0])
@@ -72,4 +118,5 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         bad = [p.exitcode for p in procs if p.exitcode != 0]
         if bad:
             raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad}); rerun to resume")
+    log(f"exported {export_study(study, job.storage_url)}")
     return study
