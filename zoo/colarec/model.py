@@ -70,6 +70,7 @@ class ColaRec:
         weight_decay: float = 0.01
         grad_clip: float = 1.0
         bf16: bool | None = None
+        kernels: Literal["fast", "eager"] = "fast"  # fast: zoo.colarec.fast (same function); eager: T5Stack.forward
         epoch_sampling: Literal["per_interaction", "per_user"] | None = None
         index_task: bool = True
         bpr: bool = True
@@ -86,6 +87,13 @@ class ColaRec:
         device: str = field(default="cpu", metadata=NEUTRAL_DEFAULT)  # cpu | cuda | cuda:N (train + decode there)
         resume_from: str | None = None
         progress: bool = True
+
+        def __post_init__(self) -> None:
+            """`bf16: null` becomes a concrete choice here (the preset's, else `train.resolve_bf16` for the
+            device), so the precision a run trains in is part of its config and config hash."""
+            if self.bf16 is None:
+                preset = PRESETS.get(self.preset, {}).get("bf16")
+                self.bf16 = train.resolve_bf16(self.device) if preset is None else preset
 
         def resolved(self) -> ColaRec.Config:
             """A copy with every null field filled from the preset, the seq_type and the base defaults."""
@@ -137,7 +145,8 @@ class ColaRec:
         item_tokens = self.tokenizer.encode_items(split.dataset.item_text, cfg.max_infor_len - 1)
         self.data = TrainData(split, codes, InputBuilder(item_tokens, self.tokenizer, limits), limits)
         self.index = beam.PrefixIndex(codes, cfg.K).to(self.device)
-        self.net = ColaRecNet(self._t5_config(), split.n_items, split.n_users, torch.from_numpy(codes), cfg.K)
+        self.net = ColaRecNet(self._t5_config(), split.n_items, split.n_users, torch.from_numpy(codes), cfg.K,
+                              cfg.kernels)
         self.net.to(self.device)
 
     def _t5_config(self):

@@ -19,12 +19,24 @@ from torch import nn
 from transformers import T5Config
 from transformers.models.t5.modeling_t5 import T5Stack
 
+from zoo.colarec import fast
 from zoo.colarec.samples import EncBatch
+
+KERNELS = ("fast", "eager")
 
 
 class ColaRecNet(nn.Module):
-    def __init__(self, t5: T5Config, n_items: int, n_users: int, codes: torch.Tensor, K: int):
+    """`kernels`: "fast" runs the stacks through `zoo.colarec.fast.stack_forward` (the same function in fewer
+    passes, cheaper dropout masks), "eager" through `T5Stack.forward` (the reference the fast path is tested
+    against). Parameters and state dict are the same either way."""
+
+    def __init__(self, t5: T5Config, n_items: int, n_users: int, codes: torch.Tensor, K: int,
+                 kernels: str = "fast"):
         super().__init__()
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels '{kernels}': expected one of {', '.join(KERNELS)}")
+        self.kernels = kernels
+        self._drop = fast.NO_DROPOUT  # the dropout of the current fast training step (set by `losses`)
         d, self.K, self.length = t5.d_model, K, codes.shape[1]
         self.t5_config = t5
         self.shared = nn.Embedding(t5.vocab_size, d)
@@ -63,7 +75,14 @@ class ColaRecNet(nn.Module):
         return e
 
     def encode(self, x: EncBatch, task: int) -> torch.Tensor:
+        if self._fast():
+            return fast.stack_forward(self.encoder, self.embed(x, task), x.mask, self._drop)
         return self.encoder(inputs_embeds=self.embed(x, task), attention_mask=x.mask).last_hidden_state
+
+    def _fast(self) -> bool:
+        """The fast kernels train; evaluation and decoding always run the reference stacks, so that decoding
+        results never depend on `kernels`."""
+        return self.kernels == "fast" and self.training
 
     @staticmethod
     def pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -81,8 +100,11 @@ class ColaRecNet(nn.Module):
     def gid_logits(self, states: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits `[B, length, K+1]` for target GIDs `codes` (decoder inputs `[0, c1, ...]`)."""
         dec_ids = torch.cat([torch.zeros_like(codes[:, :1]), codes[:, :-1]], 1)
-        out = self.decoder(inputs_embeds=self._dec_embed(dec_ids), encoder_hidden_states=states,
-                           encoder_attention_mask=mask).last_hidden_state
+        if self._fast():
+            out = fast.stack_forward(self.decoder, self._dec_embed(dec_ids), None, self._drop, states, mask)
+        else:
+            out = self.decoder(inputs_embeds=self._dec_embed(dec_ids), encoder_hidden_states=states,
+                               encoder_attention_mask=mask).last_hidden_state
         return self._heads(out, 0)
 
     def cross_kv(self, states: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -134,6 +156,8 @@ class ColaRecNet(nn.Module):
 
         total = w_gen * (L_rec + L_index_pos + L_index_neg) + w_bpr * L_bpr + w_cl * L_cl (disabled terms drop).
         """
+        if self._fast():  # a fresh mask stream per step, seeded from torch's generator
+            self._drop = fast.Dropout(self.t5_config.dropout_rate)
         user, items, pos, neg = batch["user"], batch["items"], batch["pos_codes"], batch["neg_codes"]
         b = len(user)
         u_states = self.encode(user, 1)

@@ -1,6 +1,6 @@
 """ColaRec's training loop (official `model_train.py` + the checkpoint sweep of `model_eval.py`, merged).
 
-AdamW (lr 5e-4, weight decay 0.01), global grad-norm clip 1.0, optional bf16 autocast on CPU, validation
+AdamW (lr 5e-4, weight decay 0.01), global grad-norm clip 1.0, bf16 autocast where `bf16` says so, validation
 (`ctx.validate`, metric `ctx.eval.valid_metric`) every `eval_every` epochs with early stopping after more than
 `patience` validations without improvement (official: `stop > early_stop`), best checkpoint kept as a Hugging
 Face-style folder (`model.safetensors` + `config.json`, plus `tokenizer.json` / `optimizer.safetensors`) and
@@ -73,25 +73,44 @@ def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict, groups: list) -> 
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def resolve_bf16(device: str) -> bool:
+    """What `bf16: null` means on `device`: bf16 autocast on a CUDA GPU that supports it, and on a CPU only where
+    it has AMX (`amx_bf16`), where bf16 matmuls run ~3-8x faster than fp32 ones and ColaRec trains faster in bf16
+    at every preset (`benchmarks/perf.py --only train`, the `_fp32` / `_bf16` rows); fp32 everywhere else. CPUs
+    with AVX512-BF16 but no AMX ran large bf16 matmuls slower than fp32, and AVX2-only CPUs emulate bf16.
+    The resolved value is written into the config (`ColaRec.Config.__post_init__`), so it is part of the run's
+    config hash and of its record."""
+    if device.split(":")[0] == "cuda":  # a device name that is neither is refused later, by `model._device`
+        return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+    return cpu_has_amx()
+
+
 def use_bf16(cfg) -> bool:
-    """`cfg.bf16`, or when null: on a GPU where it supports bf16, on a CPU only where it has native bf16 matmuls
-    (AMX / AVX512-BF16). Without them (e.g. AVX2-only CPUs) PyTorch emulates bf16 and autocast makes training
-    ~5x slower.
-    """
-    if cfg.bf16 is not None:
-        return cfg.bf16
-    if torch.device(cfg.device).type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
+    """`cfg.bf16` (resolved when the config is built; `resolve_bf16` for a config that was not)."""
+    return resolve_bf16(cfg.device) if cfg.bf16 is None else cfg.bf16
+
+
+def precision(cfg) -> str:
+    """"bf16" (bf16 autocast) or "fp32": what the run trains and decodes in (`fit_info["precision"]`)."""
+    return "bf16" if use_bf16(cfg) else "fp32"
+
+
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 def cpu_has_native_bf16() -> bool:
     """Whether /proc/cpuinfo lists AMX or AVX512-BF16 (bf16 matmuls in hardware rather than emulated)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def cpu_has_amx() -> bool:
+    """Whether /proc/cpuinfo lists AMX bf16 tiles (`amx_bf16`)."""
+    return "amx_bf16" in _cpu_flags()
 
 
 def run(model, ctx, dist=None) -> dict:
@@ -149,7 +168,8 @@ def run(model, ctx, dist=None) -> dict:
     if dist is not None:
         dist.barrier()
     net.eval()
-    return {"epochs_run": state["epoch"], "bf16": use_bf16(cfg), "best_epoch": state["best_epoch"],
+    return {"epochs_run": state["epoch"], "bf16": use_bf16(cfg), "precision": precision(cfg),
+            "kernels": cfg.kernels, "best_epoch": state["best_epoch"],
             f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,
             "valid_seconds": eval_s, "best_checkpoint": str(best_dir)}
 
