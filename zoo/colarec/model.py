@@ -12,6 +12,7 @@ README's "Differences from the official code".
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
@@ -66,7 +67,13 @@ class ColaRec:
         sample_item_num: int | None = None
         epochs: int | None = None
         batch_size: int | None = None
-        lr: float = 5e-4
+        lr: float | None = None  # official 5e-4
+        # LR schedule over the planned steps (epochs x steps per epoch): official = constant, no warm-up
+        lr_schedule: Literal["constant", "linear", "cosine"] | None = None
+        warmup_steps: int | None = None
+        # std of the tables the official code leaves at PyTorch's N(0, 1) (word embeddings without
+        # `pretrained_dir`, iad, uad, prompt, decoder inputs); null (after the preset) = the official N(0, 1)
+        table_init_std: float | None = None
         weight_decay: float = 0.01
         grad_clip: float = 1.0
         bf16: bool | None = None
@@ -99,7 +106,8 @@ class ColaRec:
             """A copy with every null field filled from the preset, the seq_type and the base defaults."""
             lim = dict(zip(("max_item_num", "max_token_num", "max_infor_len", "sample_item_num"),
                            SEQ_TYPES[self.seq_type], strict=True))
-            base = dict(dropout=0.1, vocab_size=8000, eval_every=1, **lim)
+            base = dict(dropout=0.1, vocab_size=8000, eval_every=1, lr=5e-4, lr_schedule="constant", warmup_steps=0,
+                        **lim)
             fill = {**base, **PRESETS[self.preset]}
             return replace(self, **{f.name: fill[f.name] for f in fields(self)
                                     if getattr(self, f.name) is None and f.name in fill})
@@ -119,8 +127,13 @@ class ColaRec:
         codes, gid_info = self._gids(ctx)
         self.build(ctx.split, codes)
         n_copied = self._load_pretrained() if self.cfg.pretrained_dir else 0
+        if self.cfg.preset == "paper" and not self.cfg.pretrained_dir:
+            warnings.warn("colarec preset 'paper' without pretrained_dir: t5-small SIZES with random initialisation "
+                          "and a WordPiece tokenizer trained on training-item text, not the paper's pretrained "
+                          "t5-small (fit_info.setting = 'paper-sizes-random-init')", stacklevel=2)
         info = train.run(self, ctx, dist=self.dist)
-        return {**info, "preset": self.cfg.preset, "epoch_sampling": self.cfg.epoch_sampling,
+        return {**info, "setting": self.setting(), "preset": self.cfg.preset,
+                "epoch_sampling": self.cfg.epoch_sampling,
                 "config": to_dict(self.cfg), "gid": gid_info, "tokenizer": self.tokenizer.source,
                 "pretrained_tensors_copied": n_copied, "params": sum(p.numel() for p in self.net.parameters()),
                 "counters": dict(self.counters)}
@@ -147,6 +160,8 @@ class ColaRec:
         self.index = beam.PrefixIndex(codes, cfg.K).to(self.device)
         self.net = ColaRecNet(self._t5_config(), split.n_items, split.n_users, torch.from_numpy(codes), cfg.K,
                               cfg.kernels)
+        if cfg.table_init_std is not None:
+            self.net.init_tables(cfg.table_init_std, word_embeddings=not cfg.pretrained_dir)
         self.net.to(self.device)
 
     def _t5_config(self):
@@ -161,13 +176,22 @@ class ColaRec:
                         num_layers=c.num_layers, num_decoder_layers=c.num_decoder_layers, num_heads=c.num_heads,
                         dropout_rate=c.dropout, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
 
+    def setting(self) -> str:
+        """What was trained, in one word: `paper` (t5-small sizes from a pretrained checkpoint, as the paper),
+        `paper-sizes-random-init` (the paper preset without `pretrained_dir`), `<preset>-pretrained`, or
+        `<preset>-random-init`."""
+        if self.cfg.pretrained_dir:
+            return "paper" if self.cfg.preset == "paper" else f"{self.cfg.preset}-pretrained"
+        return "paper-sizes-random-init" if self.cfg.preset == "paper" else f"{self.cfg.preset}-random-init"
+
     def _load_pretrained(self) -> int:
-        """Copy every tensor of the local T5 checkpoint whose name and shape exist here (`save_load_ckpt`)."""
+        """Copy every T5 tensor of the local checkpoint (`save_load_ckpt`: `shared` and all encoder/decoder
+        blocks; 131 tensors for t5-small); a tensor it provides that has no place here fails (see
+        `pretrained_tensors`), so a partial silent copy cannot happen."""
         from transformers import T5ForConditionalGeneration  # noqa: PLC0415
 
         src = T5ForConditionalGeneration.from_pretrained(self.cfg.pretrained_dir, local_files_only=True)
-        own = self.net.state_dict()
-        match = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+        match = pretrained_tensors(src.state_dict(), self.net.state_dict(), self.cfg.pretrained_dir)
         self.net.load_state_dict(match, strict=False)
         return len(match)
 
@@ -224,6 +248,25 @@ class ColaRec:
             self.counters["users_short_of_k"] += short
             self.counters["users_ranked"] += len(x)
         return out
+
+
+# tensors of T5ForConditionalGeneration that ColaRec does not have by design: the stacks read embeddings
+# (`embed_tokens` = None, official) and there is no LM head (per-position GID heads instead)
+NOT_COPIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
+
+
+def pretrained_tensors(src: dict[str, torch.Tensor], own: dict[str, torch.Tensor], where: str) -> dict:
+    """The tensors of a T5 checkpoint `src` to copy into the network's state `own`: every one except
+    `NOT_COPIED`. Raises `ConfigError` naming each tensor the network lacks or holds in another shape."""
+    wanted = {k: v for k, v in src.items() if k not in NOT_COPIED}
+    missing = sorted(k for k in wanted if k not in own)
+    wrong = sorted(f"{k} {tuple(v.shape)} vs ours {tuple(own[k].shape)}" for k, v in wanted.items()
+                   if k in own and own[k].shape != v.shape)
+    if missing or wrong:
+        raise ConfigError(f"pretrained_dir {where}: {len(wanted)} T5 tensors, of which {len(missing)} have no "
+                          f"place in the ColaRec network and {len(wrong)} another shape (the sizes must be the "
+                          f"checkpoint's): " + "; ".join((missing + wrong)[:8]))
+    return wanted
 
 
 def _device(name: str) -> torch.device:

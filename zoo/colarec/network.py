@@ -49,6 +49,16 @@ class ColaRecNet(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(d, K + 1) for _ in range(self.length))
         self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.long).clone())
 
+    @torch.no_grad()
+    def init_tables(self, std: float, word_embeddings: bool = True) -> None:
+        """Re-draw the tables the official code leaves at PyTorch's N(0, 1) from N(0, std^2): iad, uad, prompt,
+        the decoder-input tables and (without a pretrained checkpoint) the word embeddings. That scale suits a
+        pretrained `shared` and ~38k steps; a CPU budget of a few thousand steps moves N(0, 1) rows too little
+        (config `table_init_std`; null keeps the official init)."""
+        tables = [self.iad, self.uad, self.prompt, *self.dec_in] + ([self.shared] if word_embeddings else [])
+        for table in tables:
+            table.weight.normal_(0.0, std)
+
     @staticmethod
     def _stack(t5: T5Config, decoder: bool) -> T5Stack:
         cfg = copy.deepcopy(t5)

@@ -136,6 +136,10 @@ class TrainData:
         order = np.lexsort((-np.arange(len(tr)), -t, tr["user"].to_numpy()))
         return _group_lists(tr["user"].to_numpy()[order], tr["item"].to_numpy()[order], n_users)
 
+    def epoch_size(self, mode: str) -> int:
+        """Samples in one epoch: every training pair (`per_interaction`) or every user with one (`per_user`)."""
+        return len(self.pairs) if mode == "per_interaction" else sum(1 for its in self.user_items if len(its))
+
     def epoch_pairs(self, mode: str, rng: np.random.Generator) -> np.ndarray:
         """(user, target) pairs of one epoch, shuffled."""
         if mode == "per_interaction":

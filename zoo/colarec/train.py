@@ -14,6 +14,7 @@ value (and time-budget decision) is broadcast so every rank takes the same early
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -113,6 +114,26 @@ def cpu_has_amx() -> bool:
     return "amx_bf16" in _cpu_flags()
 
 
+def lr_at(cfg, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (0-based): `cfg.lr` times a linear warm-up over
+    `warmup_steps`, times the `lr_schedule` factor over the planned `total_steps` (constant: 1; linear:
+    1 - s/T; cosine: (1 + cos(pi s/T)) / 2, with s counted after the warm-up). The official recipe is constant
+    with no warm-up. A pure function of the step, so a resumed run continues the same schedule."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    span = max(1, total_steps - cfg.warmup_steps)
+    progress = min(1.0, max(0, step - cfg.warmup_steps) / span)
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * warm * (1.0 - progress)
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return cfg.lr * warm
+
+
+def planned_steps(cfg, data) -> int:
+    """Optimizer steps of a run that trains all `cfg.epochs` epochs (what the LR schedule spans)."""
+    return cfg.epochs * -(-data.epoch_size(cfg.epoch_sampling) // cfg.batch_size)
+
+
 def run(model, ctx, dist=None) -> dict:
     """Train `model.net` on `model.data`; returns the fit info (epochs, best epoch, loss curve, timings)."""
     cfg, net = model.cfg, model.net
@@ -187,6 +208,7 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
     rng = np.random.default_rng([ctx.seed, epoch])
     pairs = data.epoch_pairs(cfg.epoch_sampling, rng)
     n_steps = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
+    total_steps = planned_steps(cfg, data)
     sums: dict[str, float] = {}
     bar = tqdm(total=n_steps, desc=f"colarec epoch {epoch}", disable=not show, leave=False)
     for step in range(n_steps):
@@ -205,6 +227,8 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, state["step"], total_steps)
         opt.step()
         state["step"] += 1
         for k, v in terms.items():
