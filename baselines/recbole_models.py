@@ -4,8 +4,9 @@ Why an adapter rather than `run_recbole`: RecBole would re-split and re-index th
 be compared with the other models'. Here the split's train/valid/test are written as RecBole benchmark files
 (`<name>.{train,valid,test}.inter`, our internal ids as tokens) and loaded with `benchmark_filename`, which makes
 RecBole skip its splitting and filtering (the adapter checks that every row arrived). RecBole's `Trainer` then
-trains with early stopping on its validation metric (NDCG@10, `stopping_step`), every validation score is
-forwarded to `ctx.report`, and the best checkpoint is restored. The learning curve (`fit_info["curve"]`, one point
+trains with early stopping on the validation metric (NDCG@10, `stopping_step`) computed by the benchmark's own
+evaluator (`ctx.validate` replaces `Trainer._valid_epoch`, so every model is selected on the same numbers);
+every validation score is forwarded to `ctx.report`, and the best checkpoint is restored. The learning curve (`fit_info["curve"]`, one point
 per epoch) is captured from that same training by `_CurveRecorder`. `score(users)` maps RecBole's internal ids back
 to ours (`field2token_id`), so the shared evaluator ranks the same items RecBole would.
 
@@ -151,6 +152,9 @@ class _RecBoleModel:
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+            self._model, self._dataset = model, dataset
+            self._build_maps(ctx.split, dataset)
+            trainer._valid_epoch = self._shared_validation(ctx, model)
             curve = _CurveRecorder(trainer, model, ctx, type(self).__name__)
             trainer.fit(loaders[0], loaders[1], verbose=False, saved=True, show_progress=False,
                         callback_fn=curve.on_valid)
@@ -167,6 +171,20 @@ class _RecBoleModel:
         ctx.log(f"{type(self).__name__}: best valid {config['valid_metric']} {info['best_valid']:.4f} at epoch "
                 f"{best_epoch} of {info['epochs']} ({info['fit_seconds']:.1f} s)")
         return info
+
+    def _shared_validation(self, ctx: Any, model: Any) -> Any:
+        """RecBole's `Trainer._valid_epoch`, replaced by the benchmark's own validation (`ctx.validate`: full
+        ranking per user, training items masked) so that early stopping and the learning curve use the same
+        evaluator as every other model. For MF and LightGCN it is RecBole's protocol too; for SASRec, RecBole's
+        sequential validation scores one row per validation interaction without masking the history, a
+        different quantity (it fell while ours rose in a probe run)."""
+
+        def valid_epoch(valid_data: Any, show_progress: bool = False) -> tuple[float, dict]:
+            model.eval()
+            value = float(ctx.validate(self)[ctx.eval.valid_metric])
+            return value, {ctx.eval.valid_metric: value}
+
+        return valid_epoch
 
     def _check_counts(self, loaders: tuple, counts: list[int], name: str) -> None:
         got = [len(loader._dataset) for loader in loaders]
@@ -334,8 +352,8 @@ class SASRec(_RecBoleModel):
     def _extra_info(self) -> dict:
         self.eval_part = "test"
         return {"history": self._test_history, "rows_without_history": self._skipped,
-                "valid_protocol": "RecBole sequential: one row per valid interaction, history = train items, "
-                                  "history not masked"}
+                "valid_protocol": "the shared evaluator (ctx.validate): full ranking per user, history = train "
+                                  "items, training items masked"}
 
     def _interaction(self, users: np.ndarray) -> Any:
         from recbole.data.interaction import Interaction  # noqa: PLC0415

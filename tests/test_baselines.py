@@ -238,6 +238,9 @@ def test_sasrec_trains_and_every_valid_test_row_has_the_right_history(make_datas
     assert info["epochs"] == 1 and info["history"] == ("train+valid" if exclude_valid else "train")
     n_rows = int(np.maximum(split.train_counts() - 1, 0).sum())  # one training row per history prefix
     assert_curve(info, n_rows, SASREC_TINY["train_batch_size"], 1, validated=[1])
+    # selected on the shared evaluator: the curve's value is ctx.validate of the restored (best) weights
+    model.prepare_eval("valid")
+    assert abs(evaluate(model, split, "valid", KS).means()["ndcg@10"] - info["curve"][0]["valid_ndcg@10"]) < 1e-9
     max_len = SASREC_TINY["max_item_list_length"]
     test_parts = ("train", "valid") if exclude_valid else ("train",)
     for k, part, parts in ((1, "valid", ("train",)), (2, "test", test_parts)):
