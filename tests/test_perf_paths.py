@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import T5Config
 
-from benchmarks.perf import colarec_forward_flops, colarec_step_flops
+from benchmarks.performance.flops import colarec_forward_flops, colarec_step_flops
 from genrec.data.dataset import from_frame
 from genrec.data.splits import make_split
 from zoo.colarec.hf_generate import hf_beam_search

@@ -38,7 +38,8 @@ class Trainable(Protocol):
 
 
 class TopK:
-    """Adapter: scorer -> recommender. Excluded items get -inf; ties are broken by `torch.topk` order."""
+    """Adapter: scorer -> recommender. Excluded items get -inf; ties are broken by `torch.topk` order. Scores may
+    come back on any device (a GPU model's `score`): the ranking runs there and only the top-k ids come back."""
 
     def __init__(self, scorer: Scorer):
         self.scorer = scorer
@@ -52,12 +53,13 @@ class TopK:
         if scores.shape[0] != len(users):
             raise ValueError(f"score() returned {scores.shape[0]} rows for {len(users)} users")
         coo = exclude.tocoo()
-        scores[torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))] = -torch.inf
+        rows, cols = (torch.from_numpy(a.astype(np.int64)).to(scores.device) for a in (coo.row, coo.col))
+        scores[rows, cols] = -torch.inf
         k_eff = min(k, scores.shape[1])
         values, idx = torch.topk(scores, k_eff, dim=1)
         idx[torch.isneginf(values)] = -1
         out = np.full((len(users), k), -1, dtype=np.int64)
-        out[:, :k_eff] = idx.numpy()
+        out[:, :k_eff] = idx.cpu().numpy()  # a scorer may return its scores on a GPU
         return out
 
 

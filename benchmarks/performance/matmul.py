@@ -1,0 +1,31 @@
+"""Section `matmul`: this machine's fp32 and bf16 matmul peak (GFLOP/s), the denominator of every MFU row.
+
+The peak is the best of two square matmul sizes (2 n^3 FLOPs per product, best of 5 timed products after a
+warm-up), on torch's current thread count. bf16 is emulated on CPUs without AMX/AVX512-BF16 (~50x slower), so
+there the squares are smaller to keep the section to seconds. The peaks go into `bench.peak` for `train`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.performance.report import Bench, timed
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    return 2 * n**3 / timed(lambda: a @ b, repeat=5) / 1e9
+
+
+def run(bench: Bench) -> None:
+    from zoo.colarec.train import cpu_has_native_bf16
+
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        native = name == "fp32" or cpu_has_native_bf16()
+        # bf16 is emulated on CPUs without AMX/AVX512-BF16 (~50x slower): smaller squares keep it to seconds
+        sizes = (256, 512) if bench.smoke else ((2048, 4096) if native else (1024, 2048))
+        bench.peak[name] = max(matmul_gflops(dtype, n) for n in sizes)
+        bench.row(f"matmul_peak_{name}_gflops", bench.peak[name], "GFLOP/s",
+                  f"best of square {sizes[0]}/{sizes[1]} matmuls, {torch.get_num_threads()} threads"
+                  + ("" if native else "; bf16 emulated (no amx_bf16/avx512_bf16 on this CPU)"))

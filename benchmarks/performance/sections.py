@@ -1,0 +1,18 @@
+"""Every section by its `--only` name, in the order a full `perf.py` run takes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchmarks.performance import decode, evaluate, gid, matmul, profile, recbole, train
+from benchmarks.performance.report import Bench
+
+SECTIONS: dict[str, Callable[[Bench], None]] = {
+    "matmul": matmul.run,
+    "eval": evaluate.run,
+    "beam": decode.run,
+    "train": train.run,
+    "gid": gid.run,
+    "profile": profile.run,
+    "recbole": recbole.run,
+}
