@@ -17,7 +17,8 @@ side, what `bf16: null` resolves to here, and the share of a `cpu`-preset fit sp
 3. `colarec_cpu_valid_share`: validation time / (validation + training time) per validation interval of a `cpu`
    preset fit: one validation (`ctx.validate`'s `evaluate(model, split, "valid")`: 100-beam decoding of the 943
    ml-100k validation users, in the precision `bf16: null` resolves to) against `eval_every` epochs of training
-   (epoch size / samples/s of the fast kernels at that precision, from 1.).
+   (epoch size / samples/s of the fast kernels at that precision, from 1., so batch building is left out: under
+   1% of a `cpu` step). Both on this run's thread count.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def run(bench: Bench) -> None:
     share = valid_s / (valid_s + train_s)
     bench.row("colarec_cpu_valid_share", share, "fraction",
               f"one validation (evaluate(model, split, 'valid'), beam width {model.beam_width(20)}, {n_valid} users, "
-              f"{'bf16' if null_bf16 else 'fp32'} as `bf16: null` resolves here) {valid_s:.1f} s vs training per "
+              f"{'bf16' if null_bf16 else 'fp32'} as `bf16: null` resolves here; decoding cost does not depend on the "
+              f"weights, here those after the timed steps) {valid_s:.1f} s vs training per "
               f"validation interval (eval_every {c.eval_every} epochs x {epoch} samples ({c.epoch_sampling}) / "
               f"{cpu[name]:.1f} samples/s of {name}, from colarec_cpu_train_samples_per_s_{name}) {train_s:.1f} s; "
               f"share = valid / (valid + train)")
