@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print("smoke run: nothing written")
     elif not bench.rows:
         print("no rows measured: nothing written")
-    else:
-        write(bench.rows, args.only)
+    else:  # a run that measured no gpu_* rows (no GPU here) keeps those of the last run that had one
+        write(bench.rows, args.only, keep=() if any(r["name"].startswith("gpu_") for r in bench.rows) else ("gpu_",))
     if failed:
         print(f"failed sections: {' '.join(failed)}")
     return 1 if failed else 0

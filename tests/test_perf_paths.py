@@ -159,3 +159,17 @@ def test_perf_only_gpu_without_cuda_writes_no_file(monkeypatch, tmp_path, capsys
     assert perf.main(["--only", "gpu"]) == 0
     assert not (tmp_path / "lb" / "performance.csv").exists() and not (tmp_path / "lb" / "performance.md").exists()
     assert "nothing written" in capsys.readouterr().out
+
+
+def test_a_full_run_without_gpu_keeps_the_gpu_rows(monkeypatch, tmp_path):
+    from benchmarks.performance.report import write
+
+    monkeypatch.setenv("GENREC_LEADERBOARD", str(tmp_path))
+    write([{"name": "gpu_x", "value": 1.0, "unit": "s", "note": "H200"},
+           {"name": "eval_y", "value": 2.0, "unit": "s", "note": ""}], None)
+    write([{"name": "eval_z", "value": 3.0, "unit": "s", "note": ""}], None, keep=("gpu_",))
+    df = pd.read_csv(tmp_path / "performance.csv", keep_default_na=False)
+    assert list(df["name"]) == ["gpu_x", "eval_z"]  # eval_y (not measured again) goes, gpu_x stays
+    assert "1 rows starting with gpu_ kept" in (tmp_path / "performance.md").read_text()
+    write([{"name": "gpu_x", "value": 4.0, "unit": "s", "note": ""}], None)
+    assert list(pd.read_csv(tmp_path / "performance.csv")["value"]) == [4.0]
