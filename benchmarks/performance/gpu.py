@@ -9,7 +9,7 @@ Without a CUDA device the section prints one line and measures nothing (no rows;
    "fp32" means IEEE fp32.
 2. ColaRec training, `cpu` and `paper` presets (batch 128, the preset's layout, ml-100k, random GIDs): eager fp32,
    fast fp32 and fast bf16 side by side, interleaved on the same batches as section `speed` does (5 warm-up steps
-   each, then 5 rounds of 10 timed steps per variant), rows `gpu_colarec_<preset>_train_samples_per_s_<variant>`
+   each, then 10 rounds of 5 timed steps per variant), rows `gpu_colarec_<preset>_train_samples_per_s_<variant>`
    and `gpu_colarec_<preset>_train_speedup`, plus `gpu_colarec_<preset>_train_mfu`: the fast bf16 step's model
    FLOPs (`flops.colarec_step_flops`) per second over the measured bf16 peak. The defaults on CUDA are main's:
    `kernels: fast` on every device and `bf16: null` -> bf16 autocast where the GPU supports bf16.
@@ -50,7 +50,7 @@ from benchmarks.performance.flops import colarec_step_flops
 from benchmarks.performance.report import Bench
 
 TIE = 1e-4  # score gap under which two decoded items count as tied
-PLAN = dict(warmup=5, blocks=5, block_steps=10)
+PLAN = dict(warmup=5, blocks=10, block_steps=5)
 # CPU smoke: the smallest sizes that still run every step (a few seconds)
 SMOKE = dict(matmul=(256,), train={"cpu": {"batch_size": 4}, "paper": {"batch_size": 2}},
              fit=dict(d_model=32, num_layers=1, num_decoder_layers=1, d_ff=64, d_kv=8, num_heads=2, max_beam=20),
@@ -135,8 +135,9 @@ def matmuls(bench: Bench, device: str, size: dict, where: str) -> float:
 def training(bench: Bench, device: str, preset: str, overrides: dict, peak_bf16: float, where: str) -> None:
     """2. eager fp32 / fast fp32 / fast bf16 side by side on `preset`, and the fast bf16 MFU."""
     plan = speed.SMOKE_PLAN if bench.smoke else PLAN
-    rate, models, batches = speed.side_by_side(preset, plan, device, **overrides)
-    speed.speed_rows(bench, "gpu_", preset, rate, models, plan, f"; {where}, TF32 off")
+    per_step, models, batches = speed.side_by_side(preset, plan, device, **overrides)
+    rate = speed.speed_rows(bench, "gpu_", preset, per_step, models, plan,
+                            f"; {where}, TF32 off; host-to-device copy of each batch included")
     first = models["eager_fp32"]
     net, w = models["fast_bf16"].net, first.loss_weights()
     flops = float(np.mean([colarec_step_flops(net, b, w) for b in batches[plan["warmup"]:]]))

@@ -4,11 +4,12 @@ side, what `bf16: null` resolves to here, and the share of a `cpu`-preset fit sp
 1. For the `quick` and `cpu` presets on ml-100k (batch 128, the preset's layout, random GIDs) three fresh models
    with the same initial weights: `kernels: eager` fp32 (the reference `T5Stack.forward` path), `kernels: fast`
    fp32 and `kernels: fast` bf16 autocast. All three train on the same pre-built batches, interleaved in one
-   process (`fixtures.interleaved_steps`: 3 warm-up steps each, then blocks of 2 timed steps, eager / fast fp32 /
-   fast bf16 in turn, 5 rounds), so a change in the machine's load hits all three alike. Samples/s = batch /
-   median seconds per step over the blocks (batch building excluded: the batches are built once, before).
+   process (`fixtures.interleaved_steps`: 3 warm-up steps each, then 10 rounds of one timed step each, eager /
+   fast fp32 / fast bf16 in turn), so a change in the machine's load hits all three alike. Samples/s = batch /
+   median seconds per step over the rounds (batch building excluded: the batches are built once, before).
    Rows `colarec_<preset>_train_samples_per_s_{eager_fp32,fast_fp32,fast_bf16}` and `colarec_<preset>_train_speedup`
-   (the faster fast precision over eager fp32; the note gives the precision and the fp32-only ratio). On a
+   (the faster fast precision over eager fp32, the median over the rounds of each round's step-time ratio; the
+   note gives the precision, the range over the rounds and the fp32-only ratio). On a
    contended machine the samples/s are lower bounds; the ratios, measured on the same batches in alternating
    blocks, are the robust numbers.
 2. `colarec_bf16_null_resolves_to`: 1 when `bf16: null` on `device: cpu` means bf16 autocast on this machine, 0
@@ -39,51 +40,66 @@ from benchmarks.performance.report import Bench
 
 VARIANTS = {"eager_fp32": ("eager", False), "fast_fp32": ("fast", False), "fast_bf16": ("fast", True)}
 PRESETS = ("quick", "cpu")
-PLAN = dict(warmup=3, blocks=5, block_steps=2)
+PLAN = dict(warmup=3, blocks=10, block_steps=1)
 SMOKE_PLAN = dict(warmup=1, blocks=2, block_steps=1)
 
 
 def side_by_side(preset: str, plan: dict, device: str = "cpu", **overrides) -> tuple[dict, dict, list]:
-    """Samples/s of every variant of `VARIANTS` on `preset`, interleaved on the same batches; returns
-    (variant -> samples/s, variant -> its trained model, the batches)."""
+    """Every variant of `VARIANTS` on `preset`, interleaved on the same batches; returns (variant -> seconds per
+    step of each round, variant -> its trained model, the batches)."""
     models = {name: colarec_ml100k(preset, kernels=k, bf16=bf16, device=device, **overrides)[0]
               for name, (k, bf16) in VARIANTS.items()}
     first = next(iter(models.values()))
     batches = train_batches(first, plan["warmup"] + plan["blocks"] * plan["block_steps"])
     per_step = interleaved_steps({name: train_step(m) for name, m in models.items()}, batches, device=device, **plan)
-    rate = {name: first.cfg.batch_size / statistics.median(t) for name, t in per_step.items()}
-    return rate, models, batches
+    return per_step, models, batches
 
 
-def speed_rows(bench: Bench, prefix: str, preset: str, rate: dict, models: dict, plan: dict, extra: str = "") -> None:
-    """The samples/s rows of `side_by_side` and the speed-up row, named `<prefix>colarec_<preset>_train_...`."""
+def round_ratio(per_step: dict, slow: str, fast: str) -> tuple[float, float, float]:
+    """How many times faster `fast` ran than `slow`: the median over the rounds of each round's ratio (the two
+    ran back to back in each round, so a change in load between rounds cancels), with the min and max."""
+    r = [a / b for a, b in zip(per_step[slow], per_step[fast], strict=True)]
+    return statistics.median(r), min(r), max(r)
+
+
+def speed_rows(bench: Bench, prefix: str, preset: str, per_step: dict, models: dict, plan: dict,
+               extra: str = "") -> dict:
+    """The samples/s rows of `side_by_side` and the speed-up row, named `<prefix>colarec_<preset>_train_...`;
+    returns variant -> samples/s."""
     c = next(iter(models.values())).cfg
+    rate = {name: c.batch_size / statistics.median(t) for name, t in per_step.items()}
     setup = (f"ml-100k, {preset} (d {c.d_model}, {c.num_layers}+{c.num_decoder_layers} layers, d_ff {c.d_ff}, "
              f"{c.epoch_sampling}), batch {c.batch_size}, dropout {c.dropout}; same initial weights and batches for "
              f"all three, interleaved: {plan['warmup']} warm-up steps each, then {plan['blocks']} rounds of "
-             f"{plan['block_steps']} timed steps per variant in turn; batch / median step time; batch building "
+             f"{plan['block_steps']} timed step(s) per variant in turn; batch / median step time; batch building "
              f"excluded" + extra)
     for name, (kernels, bf16) in VARIANTS.items():
         bench.row(f"{prefix}colarec_{preset}_train_samples_per_s_{name}", rate[name], "samples/s",
                   f"kernels: {kernels}, {'bf16 autocast' if bf16 else 'fp32'}; {setup}")
-    best = max(("fast_fp32", "fast_bf16"), key=rate.get)
-    bench.row(f"{prefix}colarec_{preset}_train_speedup", rate[best] / rate["eager_fp32"], "x",
-              f"best fast precision ({best.split('_')[1]}) over eager fp32; fp32 only (fast fp32 / eager fp32): "
-              f"{rate['fast_fp32'] / rate['eager_fp32']:.2f}x; fast bf16 / fast fp32: "
-              f"{rate['fast_bf16'] / rate['fast_fp32']:.2f}x; {preset} preset, same batches, interleaved")
+    ratio = {name: round_ratio(per_step, "eager_fp32", name) for name in ("fast_fp32", "fast_bf16")}
+    best = max(ratio, key=lambda n: ratio[n][0])
+    bf16_fp32 = round_ratio(per_step, "fast_fp32", "fast_bf16")
+    bench.row(f"{prefix}colarec_{preset}_train_speedup", ratio[best][0], "x",
+              f"best fast precision ({best.split('_')[1]}) over eager fp32: median over the {plan['blocks']} rounds "
+              f"of the per-round step-time ratio (range {ratio[best][1]:.2f}-{ratio[best][2]:.2f}); fp32 only "
+              f"(fast fp32 / eager fp32) {ratio['fast_fp32'][0]:.2f}x (range {ratio['fast_fp32'][1]:.2f}-"
+              f"{ratio['fast_fp32'][2]:.2f}); fast bf16 / fast fp32 {bf16_fp32[0]:.2f}x; {preset} preset, same "
+              f"batches, interleaved")
+    return rate
 
 
 def run(bench: Bench) -> None:
     from zoo.colarec.train import cpu_has_amx, cpu_has_native_bf16, resolve_bf16
 
     # 1. eager fp32 / fast fp32 / fast bf16, side by side, per preset
-    rates, kept = {}, {}
+    rates, kept, per_steps = {}, {}, {}
     for preset in PRESETS:
         plan = SMOKE_PLAN if bench.smoke else PLAN
-        rate, models, _ = side_by_side(preset, plan, **({"batch_size": 8} if bench.smoke else {}))
-        speed_rows(bench, "", preset, rate, models, plan, "; CPU samples/s are lower bounds when other processes "
-                                                          "compete for the cores, the ratios are robust")
-        rates[preset], kept[preset] = rate, models
+        per_step, models, _ = side_by_side(preset, plan, **({"batch_size": 8} if bench.smoke else {}))
+        rates[preset] = speed_rows(bench, "", preset, per_step, models, plan,
+                                   "; CPU samples/s are lower bounds when other processes compete for the cores, the "
+                                   "ratios are robust")
+        kept[preset], per_steps[preset] = models, per_step
 
     # 2. what `bf16: null` means on this CPU
     null_bf16 = resolve_bf16("cpu")
@@ -92,8 +108,8 @@ def run(bench: Bench) -> None:
               f"`bf16: null` on device cpu resolves to {'bf16 autocast' if null_bf16 else 'fp32'} here (rule: bf16 "
               f"only where the CPU has AMX; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
               f"(AMX or AVX512-BF16) {'present' if cpu_has_native_bf16() else 'absent'}); recorded per run as "
-              f"fit_info.precision. Measured here, cpu preset: fast bf16 runs "
-              f"{cpu['fast_bf16'] / cpu['fast_fp32']:.2f}x the samples/s of fast fp32")
+              f"fit_info.precision. Measured here, cpu preset: fast bf16 trains "
+              f"{round_ratio(per_steps['cpu'], 'fast_fp32', 'fast_bf16')[0]:.2f}x as fast as fast fp32")
 
     # 3. the validation share of a `cpu`-preset fit (the model at the resolved precision, fast kernels)
     from genrec.evaluation.evaluate import evaluate
