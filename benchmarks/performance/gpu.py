@@ -6,7 +6,9 @@ Without a CUDA device the section prints one line and measures nothing (no rows;
 
 1. Matmul peak: best of square 4096/8192 products in fp32 with TF32 off (`gpu_matmul_peak_fp32_gflops`), fp32
    with TF32 on (`_tf32_`) and bf16 (`_bf16_`). Everything else here runs with TF32 off (PyTorch's default), so
-   "fp32" means IEEE fp32.
+   "fp32" means IEEE fp32. `gpu_colarec_fast_vs_eager_grad_gap`: the fast kernels' gradients against the eager
+   ones on the device (`cpu` preset, dropout 0, fp32, one batch of 32; `tests/test_fast_path.py` checks the same
+   on the CPU); a gap above 1e-4 is printed as a mismatch.
 2. ColaRec training, `cpu` and `paper` presets (batch 128, the preset's layout, ml-100k, random GIDs): eager fp32,
    fast fp32 and fast bf16 side by side, interleaved on the same batches as section `speed` does (5 warm-up steps
    each, then 10 rounds of 5 timed steps per variant), rows `gpu_colarec_<preset>_train_samples_per_s_<variant>`
@@ -39,15 +41,18 @@ import torch
 from benchmarks.performance import speed
 from benchmarks.performance.fixtures import (
     DenseScorer,
+    colarec_ml100k,
     ml100k,
     ml100k_split,
     random_gids,
     sync,
     synthetic_split,
+    train_batches,
     user_batches,
 )
 from benchmarks.performance.flops import colarec_step_flops
 from benchmarks.performance.report import Bench
+from zoo.colarec.samples import batch_to
 
 TIE = 1e-4  # score gap under which two decoded items count as tied
 PLAN = dict(warmup=5, blocks=10, block_steps=5)
@@ -57,7 +62,7 @@ SMOKE = dict(matmul=(256,), train={"cpu": {"batch_size": 4}, "paper": {"batch_si
              users=16, synthetic=(2_000, 5_000))
 FULL = dict(matmul=(4096, 8192), train={"cpu": {}, "paper": {}}, fit={}, users=256, synthetic=(20_000, 100_000))
 EXPECTED_ROWS = (
-    [f"gpu_matmul_peak_{p}_gflops" for p in ("fp32", "tf32", "bf16")]
+    [f"gpu_matmul_peak_{p}_gflops" for p in ("fp32", "tf32", "bf16")] + ["gpu_colarec_fast_vs_eager_grad_gap"]
     + [f"gpu_colarec_{preset}_train_{what}" for preset in ("cpu", "paper")
        for what in (*(f"samples_per_s_{v}" for v in speed.VARIANTS), "speedup", "mfu")]
     + ["gpu_colarec_cpu_fit_seconds", "gpu_colarec_cpu_valid_share", "gpu_colarec_decode_users_per_s_b100",
@@ -112,6 +117,7 @@ def run(bench: Bench, device: str | None = None) -> None:
     where = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "CPU (smoke)"
     with tf32(False):
         peak = matmuls(bench, device, size, where)
+        same_function(bench, device, where)
         for preset, overrides in size["train"].items():
             training(bench, device, preset, overrides, peak, where)
         model, split = fit(bench, device, size, where)
@@ -130,6 +136,31 @@ def matmuls(bench: Bench, device: str, size: dict, where: str) -> float:
                   f"{where}: best of square {'/'.join(map(str, size['matmul']))} products, "
                   + {"fp32": "fp32, TF32 off", "tf32": "fp32 inputs, TF32 on", "bf16": "bf16"}[name])
     return peaks["bf16"]
+
+
+def same_function(bench: Bench, device: str, where: str) -> None:
+    """1b. the fast kernels compute the eager function on `device` too: `cpu` preset, dropout 0, fp32 (TF32 off),
+    same weights and batch; the largest relative gap of the total loss and of any gradient."""
+    models = [colarec_ml100k("cpu", kernels=k, bf16=False, dropout=0.0, device=device, batch_size=32)[0]
+              for k in ("eager", "fast")]
+    batch = batch_to(train_batches(models[0], 1)[0], models[0].device)
+    w = models[0].loss_weights()
+    losses, grads = [], []
+    for m in models:
+        m.net.train()
+        m.net.zero_grad(set_to_none=True)
+        loss = m.net.losses(batch, w)["total"]
+        loss.backward()
+        losses.append(float(loss.detach()))
+        grads.append({n: q.grad for n, q in m.net.named_parameters() if q.grad is not None})
+    gap = max(float((grads[0][n] - g).abs().max() / grads[0][n].abs().max().clamp_min(1e-12))
+              for n, g in grads[1].items())
+    bench.row("gpu_colarec_fast_vs_eager_grad_gap", gap, "relative",
+              f"{where}: cpu preset, dropout 0, fp32 (TF32 off), batch 32, same weights: max over parameters of "
+              f"max |grad fast - grad eager| / max |grad eager|; total loss {losses[0]:.6f} eager vs "
+              f"{losses[1]:.6f} fast ({len(grads[1])}/{len(grads[0])} parameters with gradients)")
+    if len(grads[0]) != len(grads[1]) or gap > 1e-4 or abs(losses[0] - losses[1]) > 1e-4 * max(1.0, abs(losses[0])):
+        print(f"!! gpu: fast and eager kernels differ on {where} (relative gradient gap {gap:.1e})", flush=True)
 
 
 def training(bench: Bench, device: str, preset: str, overrides: dict, peak_bf16: float, where: str) -> None:
