@@ -7,11 +7,13 @@
 
 Each section appends rows `name,value,unit,note`. Sections: `matmul` (fp32/bf16 peak), `eval` (full-ranking
 evaluation speed), `gid` (GID construction time and within-cluster error), `beam` (constrained beam search vs HF
-generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul` too), `profile` (where a
-ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs RecBole's
-own trainer). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
+generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul` too), `speed` (ColaRec eager vs
+fast kernels in fp32 and bf16 side by side, what `bf16: null` resolves to, the validation share of a fit),
+`profile` (where a ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs
+RecBole's own trainer), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
+without one runs it on the CPU at minimum sizes). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
-prints why and writes no rows (the others still run; the exit status is then 1). `$GENREC_LEADERBOARD` moves
+prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no file. `$GENREC_LEADERBOARD` moves
 the files written. Each section is one module of `benchmarks/performance/` (shared fixtures in `fixtures.py`).
 """
 
@@ -57,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   ({name}: {time.perf_counter() - start:.1f} s)", flush=True)
     if bench.smoke:
         print("smoke run: nothing written")
-    else:
-        write(bench.rows, args.only)
+    elif not bench.rows:
+        print("no rows measured: nothing written")
+    else:  # a run that measured no gpu_* rows (no GPU here) keeps those of the last run that had one
+        write(bench.rows, args.only, keep=() if any(r["name"].startswith("gpu_") for r in bench.rows) else ("gpu_",))
     if failed:
         print(f"failed sections: {' '.join(failed)}")
     return 1 if failed else 0

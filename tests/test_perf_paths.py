@@ -96,3 +96,82 @@ def test_flop_formula_equals_flop_counter_on_one_forward():
         net.losses(batch, w)
     assert colarec_step_flops(net, batch, w) == 3 * counter.get_total_flops()
     assert counter.get_total_flops() > 0
+
+
+def test_interleaved_steps_alternate_blocks_on_the_same_batches():
+    from benchmarks.performance.fixtures import interleaved_steps
+
+    calls = []
+    steps = {name: (lambda b, n=name: calls.append((n, b))) for name in ("a", "b")}
+    out = interleaved_steps(steps, list(range(7)), warmup=1, blocks=3, block_steps=2)
+    assert calls[:2] == [("a", 0), ("b", 0)]  # warm-up, untimed
+    assert calls[2:] == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("a", 3), ("a", 4), ("b", 3), ("b", 4),
+                         ("a", 5), ("a", 6), ("b", 5), ("b", 6)]
+    assert sorted(out) == ["a", "b"] and all(len(v) == 3 and min(v) >= 0 for v in out.values())
+
+
+GPU_ROWS = [
+    "gpu_matmul_peak_fp32_gflops", "gpu_matmul_peak_tf32_gflops", "gpu_matmul_peak_bf16_gflops",
+    "gpu_colarec_fast_vs_eager_grad_gap",
+    *(f"gpu_colarec_{p}_train_{w}" for p in ("cpu", "paper")
+      for w in ("samples_per_s_eager_fp32", "samples_per_s_fast_fp32", "samples_per_s_fast_bf16", "speedup", "mfu")),
+    "gpu_colarec_cpu_fit_seconds", "gpu_colarec_cpu_valid_share", "gpu_colarec_decode_users_per_s_b100",
+    "gpu_colarec_decode_top10_agreement", "gpu_eval_seconds_ml100k", "gpu_eval_users_per_s_100k_items",
+]
+
+
+def test_gpu_section_smoke_runs_on_cpu_and_writes_its_rows():
+    """The `gpu` section's code path, forced onto the CPU at smoke sizes: every row, finite, and the device/CPU
+    checks hold trivially (the same weights decoded twice on the CPU agree; the evaluator's metrics too)."""
+    from benchmarks.performance import gpu
+    from benchmarks.performance.report import Bench
+
+    bench = Bench(smoke=True)
+    gpu.run(bench, device="cpu")
+    rows = {r["name"]: r for r in bench.rows}
+    assert [r["name"] for r in bench.rows] == GPU_ROWS == list(gpu.EXPECTED_ROWS)
+    assert all(np.isfinite(r["value"]) and r["value"] >= 0 for r in bench.rows)
+    assert rows["gpu_colarec_fast_vs_eager_grad_gap"]["value"] < 1e-4
+    assert rows["gpu_colarec_decode_top10_agreement"]["value"] == 1.0
+    assert "identical lists 16/16" in rows["gpu_colarec_decode_top10_agreement"]["note"]
+    assert 0 < rows["gpu_colarec_cpu_valid_share"]["value"] < 1
+    assert "metric gap to the same scorer on the CPU 0.0e+00" in rows["gpu_eval_seconds_ml100k"]["note"]
+
+
+def test_gpu_section_without_cuda_measures_nothing(monkeypatch, capsys):
+    from benchmarks.performance import gpu
+    from benchmarks.performance.report import Bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    bench = Bench(smoke=False)
+    gpu.run(bench)
+    assert bench.rows == []
+    assert capsys.readouterr().out.strip().startswith("gpu: no CUDA device")
+
+
+def test_perf_only_gpu_without_cuda_writes_no_file(monkeypatch, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("perf_cli", Path(__file__).parent.parent / "benchmarks" / "perf.py")
+    perf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(perf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("GENREC_LEADERBOARD", str(tmp_path / "lb"))
+    assert perf.main(["--only", "gpu"]) == 0
+    assert not (tmp_path / "lb" / "performance.csv").exists() and not (tmp_path / "lb" / "performance.md").exists()
+    assert "nothing written" in capsys.readouterr().out
+
+
+def test_a_full_run_without_gpu_keeps_the_gpu_rows(monkeypatch, tmp_path):
+    from benchmarks.performance.report import write
+
+    monkeypatch.setenv("GENREC_LEADERBOARD", str(tmp_path))
+    write([{"name": "gpu_x", "value": 1.0, "unit": "s", "note": "H200"},
+           {"name": "eval_y", "value": 2.0, "unit": "s", "note": ""}], None)
+    write([{"name": "eval_z", "value": 3.0, "unit": "s", "note": ""}], None, keep=("gpu_",))
+    df = pd.read_csv(tmp_path / "performance.csv", keep_default_na=False)
+    assert list(df["name"]) == ["gpu_x", "eval_z"]  # eval_y (not measured again) goes, gpu_x stays
+    assert "1 rows starting with gpu_ kept" in (tmp_path / "performance.md").read_text()
+    write([{"name": "gpu_x", "value": 4.0, "unit": "s", "note": ""}], None)
+    assert list(pd.read_csv(tmp_path / "performance.csv")["value"]) == [4.0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.performance import decode, evaluate, gid, matmul, profile, recbole, train
+from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, speed, train
 from benchmarks.performance.report import Bench
 
 SECTIONS: dict[str, Callable[[Bench], None]] = {
@@ -12,7 +12,9 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "eval": evaluate.run,
     "beam": decode.run,
     "train": train.run,
+    "speed": speed.run,
     "gid": gid.run,
     "profile": profile.run,
     "recbole": recbole.run,
+    "gpu": gpu.run,
 }

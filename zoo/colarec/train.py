@@ -76,11 +76,14 @@ def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict, groups: list) -> 
 
 def resolve_bf16(device: str) -> bool:
     """What `bf16: null` means on `device`: bf16 autocast on a CUDA GPU that supports it, and on a CPU only where
-    it has AMX (`amx_bf16`), where bf16 matmuls run ~3-8x faster than fp32 ones and ColaRec trains faster in bf16
-    at every preset (`benchmarks/perf.py --only train`, the `_fp32` / `_bf16` rows); fp32 everywhere else. CPUs
-    with AVX512-BF16 but no AMX ran large bf16 matmuls slower than fp32, and AVX2-only CPUs emulate bf16.
+    it has AMX (`amx_bf16`), where bf16 matmuls run ~3-8x faster than fp32 ones; fp32 everywhere else (AVX2-only
+    CPUs emulate bf16, ~50x slower). `python benchmarks/perf.py --only speed` measures the rule on a machine:
+    `colarec_<preset>_train_samples_per_s_fast_fp32` vs `..._fast_bf16` (next to `..._eager_fp32`, the reference)
+    and `colarec_bf16_null_resolves_to` (what this function gives there; `--only gpu` has the `gpu_` rows). CPUs
+    with AVX512-BF16 but no AMX stay on fp32 by this rule, although `--only speed` has measured fast bf16 faster
+    than fast fp32 on one (2-core AMD EPYC with avx512_bf16: 2.3x on the `cpu` preset at batch 128).
     The resolved value is written into the config (`ColaRec.Config.__post_init__`), so it is part of the run's
-    config hash and of its record."""
+    config hash and of its record (`fit_info.precision`)."""
     if device.split(":")[0] == "cuda":  # a device name that is neither is refused later, by `model._device`
         return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
     return cpu_has_amx()
