@@ -12,7 +12,9 @@ Construction (as the authors' `hierarchical_cluster.py`, generalised to any K an
   `diagnostics["n_spilled"]` counts them. K ** length < n_items raises `ConfigError`.
 
 Variants (the embedding clustered): `lightgcn` (the registry's `lightgcn-pyg` fitted on train only), `mf`,
-`semantic` (TF-IDF + TruncatedSVD of item text, or a local model via `text_model_dir`), `random` (no
+`semantic` (TF-IDF + TruncatedSVD of item text, or a local model via `text_model_dir`), `rqvae` (TIGER's
+semantic IDs: an RQ-VAE over the same text embeddings, `length - 1` residual levels of K codes plus the
+collision position, `zoo.genid.rqvae`; `embedding_config` holds its `RQVAEConfig` overrides), `random` (no
 embedding: a seeded random permutation of the items laid into a balanced tree, each node split into min(K, n)
 near-equal children with `np.array_split`, then the same last-code rule) and `official` (the release's codes).
 
@@ -41,7 +43,7 @@ from genrec.data.splits import Split
 from zoo.genid import embeddings as sources
 from zoo.genid.balanced import balanced_kmeans
 
-VARIANTS = ("lightgcn", "mf", "random", "semantic", "official")
+VARIANTS = ("lightgcn", "mf", "random", "semantic", "rqvae", "official")
 KMEANS_ARGS = {"max_iter": 300, "n_init": 10}  # the authors' settings
 CLUSTERERS = ("kmeans-constrained", "balanced")  # the authors' (reference) and our faster one (balanced.py)
 CACHE_VERSION = 1
@@ -87,7 +89,7 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         variant: one of `VARIANTS`.
         embeddings: cluster these `[n_items, d]` vectors instead of the variant's own source.
         text_model_dir: `semantic` only: a local sentence-transformers / Hugging Face model folder.
-        embedding_config: `lightgcn` / `mf` only: overrides of the baseline's `Config`.
+        embedding_config: `lightgcn` / `mf`: overrides of the baseline's `Config`; `rqvae`: of `RQVAEConfig`.
         clusterer: `kmeans-constrained` (the authors') or `balanced` (`zoo.genid.balanced`, same caps, faster).
     """
     ds = split.dataset
@@ -108,6 +110,12 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
     emb_info: dict = {}
     if variant == "random":
         codes, info = random_codes(ds.n_items, K, length, seed), {}
+    elif variant == "rqvae":
+        from zoo.genid.rqvae import semantic_ids  # noqa: PLC0415  (torch, only when asked for)
+
+        if embeddings is None:
+            embeddings = _variant_embeddings(split, variant, seed, text_model_dir, None, emb_info, use_cache)
+        codes, info = semantic_ids(np.asarray(embeddings), K, length, seed, embedding_config)
     else:
         if embeddings is None:
             embeddings = _variant_embeddings(split, variant, seed, text_model_dir, embedding_config, emb_info,
@@ -136,7 +144,7 @@ def _variant_embeddings(split: Split, variant: str, seed: int, text_model_dir: s
                         config: dict | None, info: dict, use_cache: bool) -> np.ndarray:
 
     start = time.perf_counter()
-    if variant == "semantic":
+    if variant in ("semantic", "rqvae"):
         emb = sources.text_embeddings(split.dataset.item_text, seed=seed, model_dir=text_model_dir)
         info.update(embedding_source="tfidf-svd" if text_model_dir is None else str(text_model_dir))
     else:
