@@ -38,7 +38,7 @@ def _split(n_items: int = 40):
 
 
 def test_ids_are_unique_after_the_extra_code_and_the_extra_code_ranks_collisions():
-    codes, info = rqvae.semantic_ids(_blobs(60), K=8, length=3, config=FAST)
+    codes, info = gid.rqvae_codes(_blobs(60), K=8, length=3, config=FAST)
     assert codes.shape == (60, 3) and codes.min() >= 1 and codes.max() <= 8
     assert len(np.unique(codes, axis=0)) == 60
     _, inverse, counts = np.unique(codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
@@ -55,9 +55,9 @@ def test_ids_are_unique_after_the_extra_code_and_the_extra_code_ranks_collisions
 
 def test_same_seed_same_ids_other_seed_other_ids():
     emb = _blobs(50)
-    a, _ = rqvae.semantic_ids(emb, 8, 3, seed=0, config=FAST)
-    b, _ = rqvae.semantic_ids(emb, 8, 3, seed=0, config=FAST)
-    c, _ = rqvae.semantic_ids(emb, 8, 3, seed=1, config=FAST)
+    a, _ = gid.rqvae_codes(emb, 8, 3, seed=0, config=FAST)
+    b, _ = gid.rqvae_codes(emb, 8, 3, seed=0, config=FAST)
+    c, _ = gid.rqvae_codes(emb, 8, 3, seed=1, config=FAST)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -110,11 +110,11 @@ def test_cache_returns_the_same_ids_and_a_new_config_is_a_new_build(monkeypatch)
 
 def test_bad_config_and_too_short_ids_raise():
     with pytest.raises(ConfigError, match="unknown field"):
-        rqvae.semantic_ids(_blobs(10), 4, 3, config={"latnt_dim": 4})
+        gid.rqvae_codes(_blobs(10), 4, 3, config={"latnt_dim": 4})
     with pytest.raises(ConfigError, match="raise K or the length"):  # 60 items, one code: 16 IDs per prefix
-        rqvae.semantic_ids(_blobs(60), 4, 3, config={**FAST, "epochs": 0, "kmeans_iters": 0, "hidden": [1]})
+        gid.rqvae_codes(_blobs(60), 4, 3, config={**FAST, "epochs": 0, "kmeans_iters": 0, "hidden": [1]})
     with pytest.raises(ConfigError, match="length >= 2"):
-        rqvae.semantic_ids(_blobs(10), 4, 1)
+        gid.rqvae_codes(_blobs(10), 4, 1)
     with pytest.raises(ConfigError, match="K\\*\\*length"):
         build_gids(_split(), "rqvae", 3, 3)
 

@@ -111,11 +111,9 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
     if variant == "random":
         codes, info = random_codes(ds.n_items, K, length, seed), {}
     elif variant == "rqvae":
-        from zoo.genid.rqvae import semantic_ids  # noqa: PLC0415  (torch, only when asked for)
-
         if embeddings is None:
             embeddings = _variant_embeddings(split, variant, seed, text_model_dir, None, emb_info, use_cache)
-        codes, info = semantic_ids(np.asarray(embeddings), K, length, seed, embedding_config)
+        codes, info = rqvae_codes(np.asarray(embeddings), K, length, seed, embedding_config)
     else:
         if embeddings is None:
             embeddings = _variant_embeddings(split, variant, seed, text_model_dir, embedding_config, emb_info,
@@ -189,6 +187,28 @@ def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0,
     info = {"inertia_per_level": inertia, "cluster_seconds_per_level": seconds, "nodes_clustered": clustered,
             "cluster_seconds": float(sum(seconds)), "cluster_cpu_seconds": time.process_time() - cpu_start,
             "n_spilled": n_spilled}
+    return codes, info
+
+
+def rqvae_codes(emb: np.ndarray, K: int, length: int, seed: int = 0, config: dict | None = None
+                ) -> tuple[np.ndarray, dict]:
+    """GIDs `[n, length]` (codes 1..K) from an RQ-VAE (`zoo.genid.rqvae`): `length - 1` levels of RQ codes + 1,
+    then the collision position by the last-code rule (the paper's 0, 1, 2, ... among items sharing every RQ
+    code, shifted by one). A prefix shared by more than K**2 items cannot be made unique: `ConfigError`."""
+    from zoo.genid.rqvae import train_rqvae  # noqa: PLC0415  (torch, only when asked for)
+
+    if length < 2:
+        raise ConfigError(f"rqvae GIDs need length >= 2 (RQ levels + the collision position), got {length}")
+    rq, info = train_rqvae(emb, K, length - 1, seed, config)
+    codes = np.zeros((len(rq), length), dtype=np.int64)
+    codes[:, :-1] = rq + 1
+    try:
+        info["n_spilled"] = assign_last_codes(codes, K)
+    except ConfigError as e:
+        raise ConfigError(f"rqvae GIDs (K={K}, length={length}): the RQ-VAE put too many items on one code "
+                          f"prefix for the collision position to make them unique ({e}); raise K or the "
+                          "length") from None
+    info["extra_level_size"] = int(codes[:, -1].max())
     return codes, info
 
 

@@ -11,13 +11,15 @@ passed to the next level is detached (cornac: each codebook learns from its own 
 Codebooks start from k-means (k-means++ seeds, then Lloyd) on all items' encoder outputs, level by
 level on the residuals (the paper: k-means on the first batch; cornac: on all items, as here). After every epoch
 codewords no item picked are reset to random residuals of their level (`dead_code_reset`, cornac's
-`restart_dead_codes`). Inputs are standardised per dimension by default (Paischer).
+`restart_dead_codes`). Inputs are not standardised by default: Paischer standardises Sentence-T5 vectors, but
+TF-IDF + SVD components are ordered by variance, and z-scoring them weighs the noise components like the
+leading ones (on a 4-topic toy catalogue the first-level codes went from topic-pure to chance).
 
 Unknowns (the method note's [UNKNOWN]) are chosen here and recorded in the diagnostics: AdamW lr 1e-3 (every
 port's), `epochs` full passes over the items in batches of `batch_size`, hidden sizes (the paper's 768-512-256-128
 -> 32 MLP is sized for 768-d Sentence-T5 inputs; ours default to 256-128 -> 32 over 64-d TF-IDF + SVD vectors).
 
-`semantic_ids` turns the codes into GIDs: codes + 1 (0 is the decoder start) for the `levels` positions, then the
+`zoo.genid.gid.rqvae_codes` turns the codes into GIDs: codes + 1 (0 is the decoder start) for the `levels` positions, then the
 paper's extra position that makes colliding IDs unique: 1 + the item's rank by id among the items sharing all
 `levels` codes (the paper's 0, 1, 2, ... shifted by one), through `gid.assign_last_codes`, the rule every GID
 variant uses (a collision group larger than K spills into a sibling, counted in `n_spilled`).
@@ -37,7 +39,6 @@ import torch
 from torch import nn
 
 from genrec.common.errors import ConfigError
-from zoo.genid.gid import assign_last_codes
 
 
 @dataclass
@@ -51,7 +52,7 @@ class RQVAEConfig:
     weight_decay: float = 0.0
     kmeans_iters: int = 20
     dead_code_reset: bool = True
-    standardize: bool = True
+    standardize: bool = False  # per-dimension z-scores (Paischer, for ST5 inputs; see the module docstring)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> RQVAEConfig:
@@ -220,21 +221,3 @@ def code_stats(codes: np.ndarray, K: int) -> dict:
     return {"codebook_usage_per_level": usage, "perplexity_per_level": perplexity,
             "collision_rate": float(shared.mean()), "n_colliding_items": int(shared.sum()),
             "n_code_tuples": int(len(counts)), "max_collision_group": int(counts.max())}
-
-
-def semantic_ids(emb: np.ndarray, K: int, length: int, seed: int = 0, config: dict | None = None
-                 ) -> tuple[np.ndarray, dict]:
-    """GIDs `[n, length]` (codes 1..K): `length - 1` RQ-VAE levels + the collision position (module docstring)."""
-    if length < 2:
-        raise ConfigError(f"rqvae GIDs need length >= 2 (RQ levels + the collision position), got {length}")
-    rq, info = train_rqvae(emb, K, length - 1, seed, config)
-    codes = np.zeros((len(rq), length), dtype=np.int64)
-    codes[:, :-1] = rq + 1
-    try:
-        info["n_spilled"] = assign_last_codes(codes, K)
-    except ConfigError as e:
-        raise ConfigError(f"rqvae GIDs (K={K}, length={length}): the RQ-VAE put too many items on one code "
-                          f"prefix for the collision position to make them unique ({e}); raise K or the "
-                          "length") from None
-    info["extra_level_size"] = int(codes[:, -1].max())
-    return codes, info
