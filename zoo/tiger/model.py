@@ -34,16 +34,18 @@ PRESETS: dict[str, dict] = {
     # unverified); the paper counts steps (unverified: 200k), we count epochs: 200 is our choice
     "paper": dict(d_model=128, num_layers=4, num_decoder_layers=4, num_heads=6, d_kv=64, d_ff=1024, dropout=0.1,
                   batch_size=256, lr=0.01, lr_schedule="inverse_sqrt", warmup_steps=10_000, optimizer="adagrad",
-                  weight_decay=0.0, epochs=200, eval_every=5),
+                  weight_decay=0.0, epochs=200, eval_every=5, max_history=20),
+    # CPU presets (to be calibrated by runs): on ml-100k (~80k prefix samples, 624 steps of 128 per epoch) on a
+    # shared core, cpu took ~0.5 s and quick ~0.1 s per step, a validation ~20 s and ~5 s
     "cpu": dict(d_model=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32, d_ff=512, dropout=0.1,
-                batch_size=256, lr=2e-3, lr_schedule="cosine", warmup_steps=200, optimizer="adamw",
-                weight_decay=0.01, epochs=10, eval_every=2, time_budget_min=15.0),
+                batch_size=128, lr=2e-3, lr_schedule="cosine", warmup_steps=200, optimizer="adamw",
+                weight_decay=0.01, epochs=3, eval_every=1, time_budget_min=20.0, max_history=10),
     "quick": dict(d_model=64, num_layers=1, num_decoder_layers=1, num_heads=4, d_kv=16, d_ff=256, dropout=0.1,
-                  batch_size=256, lr=3e-3, lr_schedule="cosine", warmup_steps=100, optimizer="adamw",
-                  weight_decay=0.01, epochs=5, eval_every=5, time_budget_min=6.0),
+                  batch_size=128, lr=3e-3, lr_schedule="cosine", warmup_steps=100, optimizer="adamw",
+                  weight_decay=0.01, epochs=4, eval_every=1, time_budget_min=8.0, max_history=10),
     "tiny": dict(d_model=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, d_ff=64, dropout=0.0,
                  batch_size=16, lr=1e-2, lr_schedule="constant", warmup_steps=0, optimizer="adamw",
-                 weight_decay=0.0, epochs=30, eval_every=1, bf16=False),
+                 weight_decay=0.0, epochs=30, eval_every=1, bf16=False, max_history=20),
 }
 
 
@@ -58,7 +60,7 @@ class Tiger:
         gid_length: int = 4  # RQ levels + 1 collision position (paper 3 + 1)
         rqvae_epochs: int | None = None  # RQ-VAE training epochs (null: zoo.genid.rqvae.RQVAEConfig's)
         user_buckets: int = 2000  # hashed user tokens (paper 2000; 0 = no user token)
-        max_history: int = 20  # most recent training items read by the encoder
+        max_history: int | None = None  # most recent training items the encoder reads (ports: 20)
         d_model: int | None = None
         num_layers: int | None = None
         num_decoder_layers: int | None = None
@@ -92,7 +94,7 @@ class Tiger:
             if self.bf16 is None:
                 preset = PRESETS.get(self.preset, {}).get("bf16")
                 self.bf16 = train.resolve_bf16(self.device) if preset is None else preset
-            if self.max_history < 1 or self.user_buckets < 0:
+            if (self.max_history is not None and self.max_history < 1) or self.user_buckets < 0:
                 raise ConfigError(f"tiger: max_history must be >= 1 and user_buckets >= 0, got "
                                   f"{self.max_history} and {self.user_buckets}")
 
