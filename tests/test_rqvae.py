@@ -106,6 +106,9 @@ def test_cache_returns_the_same_ids_and_a_new_config_is_a_new_build(monkeypatch)
     np.testing.assert_array_equal(fresh.codes, first.codes)  # rerun without the cache: the same IDs
     build_gids(split, "rqvae", 8, 3, seed=3, embedding_config={**FAST, "beta": 0.5})
     assert len(calls) == 3
+    monkeypatch.setattr(rqvae, "VERSION", rqvae.VERSION + 1)  # a changed algorithm does not hit old builds
+    build_gids(split, "rqvae", 8, 3, seed=3, embedding_config=FAST)
+    assert len(calls) == 4
 
 
 def test_bad_config_and_too_short_ids_raise():

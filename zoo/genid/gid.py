@@ -30,7 +30,7 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +102,10 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
                   "K": K, "length": length, "seed": seed, "embedding": emb_tag}
     if clusterer != CLUSTERERS[0] and variant != "random":  # the reference clusterer keeps the older cache keys
         key_fields["clusterer"] = clusterer
+    if variant == "rqvae":  # the resolved RQ-VAE config and version: a changed default is a new build
+        from zoo.genid import rqvae  # noqa: PLC0415
+
+        key_fields["rqvae"] = {**asdict(rqvae.RQVAEConfig.from_dict(embedding_config)), "v": rqvae.VERSION}
     key = json.dumps(key_fields, sort_keys=True, default=str)
     path = cache_dir("gids") / f"{ds.name}-{variant}-K{K}-l{length}-s{seed}-{_sha_bytes(key.encode())[:20]}.npz"
     if use_cache and (hit := _load(path, key, ds.n_items, K, length)) is not None:

@@ -40,6 +40,8 @@ from torch import nn
 
 from genrec.common.errors import ConfigError
 
+VERSION = 1  # part of the GID cache key: bump when the training changes what a config builds
+
 
 @dataclass
 class RQVAEConfig:
