@@ -16,12 +16,7 @@ from zoo.genid.gid import build_gids
 FAST = {"hidden": [16], "latent_dim": 4, "epochs": 30, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: faster and bit-reproducible
 
 
 def _blobs(n: int, seed: int = 0, d: int = 8, k: int = 5) -> np.ndarray:

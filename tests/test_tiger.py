@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from genrec.data.dataset import Dataset
 from genrec.data.splits import make_split
@@ -23,12 +22,7 @@ from zoo.tiger.samples import TigerData
 K, LENGTH = 8, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is faster and bit-reproducible
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: faster and bit-reproducible
 
 
 def hand_split():
