@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from genrec.data.dataset import Dataset
 from genrec.data.splits import make_split
@@ -15,6 +16,7 @@ from genrec.evaluation.context import EvalConfig, FitContext
 from tests.conftest import synthetic_dataset
 from tests.helpers import timeless
 from zoo.colarec.train import lr_at
+from zoo.genid import beam
 from zoo.tiger import samples
 from zoo.tiger.model import PRESETS, Tiger
 from zoo.tiger.samples import TigerData
@@ -158,3 +160,29 @@ def test_same_seed_same_run(tmp_path):
     _, _, a = tiny_fit(tmp_path / "a", epochs=2)
     _, _, b = tiny_fit(tmp_path / "b", epochs=2)
     assert timeless(a["curve"]) == timeless(b["curve"])
+
+
+def test_beam_search_with_the_tiger_network_is_exhaustive_at_full_width():
+    """The decoder kernels borrowed from ColaRec score TIGER's network as teacher forcing does."""
+    split = taste_split()
+    model = Tiger(Tiger.Config(preset="tiny", K=K, gid_length=LENGTH, progress=False))
+    model.build(split, codes_for(split.n_items))
+    model.net.eval()
+    x = model.data.user_batch(np.arange(6))
+    with torch.no_grad():
+        states = model.net.encode(x)
+        full = beam.exhaustive_scores(model.net, states, x.mask, torch.from_numpy(model.data.codes))
+        items, scores, invalid = beam.beam_search(model.net, states, x.mask, model.index, split.n_items)
+    assert invalid == 0 and torch.equal(items, full.argsort(1, descending=True))
+    assert torch.allclose(scores, full.sort(1, descending=True).values, atol=1e-4)
+
+
+def test_the_best_checkpoint_is_restored(tmp_path):
+    from safetensors.torch import load
+
+    model, _, info = tiny_fit(tmp_path, epochs=3)
+    best = load((tmp_path / "work" / "tiger-best" / "model.safetensors").read_bytes())
+    own = model.net.state_dict()
+    assert set(best) == set(own) and all(torch.equal(best[k], own[k]) for k in best)
+    last = load((tmp_path / "work" / "tiger-last" / "model.safetensors").read_bytes())
+    assert info["best_epoch"] == 3 or any(not torch.equal(last[k], own[k]) for k in last)
