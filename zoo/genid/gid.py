@@ -116,7 +116,10 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         codes, info = random_codes(ds.n_items, K, length, seed), {}
     elif variant == "rqvae":
         if embeddings is None:
-            embeddings = _variant_embeddings(split, variant, seed, text_model_dir, None, emb_info, use_cache)
+            from zoo.genid.rqvae import RQVAEConfig  # noqa: PLC0415
+
+            dim = RQVAEConfig.from_dict(embedding_config).text_dim
+            embeddings = _variant_embeddings(split, variant, seed, text_model_dir, None, emb_info, use_cache, dim)
         codes, info = rqvae_codes(np.asarray(embeddings), K, length, seed, embedding_config)
     else:
         if embeddings is None:
@@ -143,11 +146,11 @@ def _check_args(variant: str, K: int, length: int, n_items: int) -> None:
 
 
 def _variant_embeddings(split: Split, variant: str, seed: int, text_model_dir: str | Path | None,
-                        config: dict | None, info: dict, use_cache: bool) -> np.ndarray:
+                        config: dict | None, info: dict, use_cache: bool, text_dim: int = 64) -> np.ndarray:
 
     start = time.perf_counter()
     if variant in ("semantic", "rqvae"):
-        emb = sources.text_embeddings(split.dataset.item_text, seed=seed, model_dir=text_model_dir)
+        emb = sources.text_embeddings(split.dataset.item_text, dim=text_dim, seed=seed, model_dir=text_model_dir)
         info.update(embedding_source="tfidf-svd" if text_model_dir is None else str(text_model_dir))
     else:
         fit: dict = {}
