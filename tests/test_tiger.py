@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from genrec.common.errors import ConfigError
 from genrec.data.dataset import Dataset
 from genrec.data.splits import make_split
 from genrec.evaluation.context import EvalConfig, FitContext
@@ -104,6 +105,11 @@ def test_presets_are_config_fields():
     assert (paper.num_layers, paper.num_decoder_layers, paper.d_model, paper.num_heads, paper.d_kv,
             paper.d_ff) == (4, 4, 128, 6, 64, 1024)
     assert Tiger.Config(preset="quick", lr=0.5).resolved().lr == 0.5  # an explicit field wins
+    with pytest.raises(ConfigError, match="max_history"):
+        Tiger.Config(max_history=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            Tiger(Tiger.Config(device="cuda"))
 
 
 def taste_split():
