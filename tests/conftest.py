@@ -3,6 +3,7 @@
 * `_isolated_dirs` (autouse): every test writes its cache and results into its own temporary folders
   (`GENREC_CACHE`, `GENREC_RESULTS`), never into the repository.
 * `make_dataset`: a factory for tiny synthetic `genrec.data.dataset.Dataset` objects (see `synthetic_dataset`).
+* `one_thread`: torch on one thread for the test (tiny tensors: faster and bit-reproducible).
 * `phones_dir`: the ColaRec Phones release folder; tests using it are skipped when it is absent (mark them
   `@pytest.mark.phones`).
 """
@@ -77,6 +78,17 @@ def synthetic_dataset(
         release=rel,
         source="synthetic",
     )
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

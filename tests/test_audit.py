@@ -37,6 +37,7 @@ TINY = {  # one tiny config per registered model: a new model without one fails 
                "train_batch_size": 256, "eval_batch_size": 1 << 20},
     "lightgcn-pyg": {"epochs": 2, "embedding_size": 8, "train_batch_size": 32},
     "colarec": {"preset": "tiny", "K": 3, "gid_length": 3, "epochs": 1, "progress": False},
+    "tiger": {"preset": "tiny", "K": 4, "gid_length": 3, "rqvae_epochs": 5, "epochs": 1, "progress": False},
 }
 
 

@@ -232,7 +232,7 @@ def test_two_workers_postgres(tiny, tmp_path, postgres_url):
 def test_search_spaces_match_model_configs():
     """Every registered model has a valid space (or no Config fields); every space file is a registered model."""
     files = sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
-    assert len(files) == 6 and set(files) <= set(registry.MODELS), files
+    assert len(files) == 7 and set(files) <= set(registry.MODELS), files
     for model in registry.list_models():
         fields = dataclasses.fields(registry.model_class(model).Config)
         if not search_path(model).is_file():

@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "sasrec": "baselines.recbole_models:SASRec",
     "lightgcn-pyg": "baselines.pyg_lightgcn:PygLightGCN",
     "colarec": "zoo.colarec.model:ColaRec",
+    "tiger": "zoo.tiger.model:Tiger",
 }
 
 DATASETS: dict[str, str] = {

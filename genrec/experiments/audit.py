@@ -18,7 +18,7 @@ What the audit checks (each check applies where the model has the artifact):
 * tokenizer (ColaRec, trained vocabulary): no word that occurs only in the text of items without a training
   interaction is in the vocabulary (unless it is a prefix of a training word: WordPiece may form those).
 * GIDs (ColaRec): the codes in use are those of a cached build whose key names this dataset's fingerprint and
-  `ctx.split.hash`; `semantic` and `random` GIDs come from no model fit at all (text only / no data).
+  `ctx.split.hash`; `semantic`, `rqvae` and `random` GIDs come from no model fit at all (text only / no data).
 * masking: evaluating valid and test, the evaluator hands the model exactly the user's training items as
   exclusions (plus the validation items at test time iff `eval.exclude_valid`), and no excluded item is
   recommended.
@@ -304,7 +304,7 @@ def check_gids(model: object, ctx: FitContext, fits: list[FitRecord] | None = No
         same = ds.official_gids is not None and np.array_equal(data.codes, ds.official_gids)
         return [] if same else ["GIDs differ from the release's official codes"]
     out = []
-    if variant in ("semantic", "random") and any(r.depth > 0 for r in fits or []):
+    if variant in ("semantic", "rqvae", "random") and any(r.depth > 0 for r in fits or []):
         out.append(f"'{variant}' GIDs were built with a model fit (expected text only / no data)")
 
     pattern = f"{ds.name}-{variant}-K{cfg.K}-l{cfg.gid_length}-s{ctx.seed}-*.npz"

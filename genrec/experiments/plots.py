@@ -28,7 +28,7 @@ from genrec.experiments.curves import valid_key
 
 MODEL_COLORS = {  # tab10, fixed per model so a model looks the same in every picture
     "mf": "#1f77b4", "lightgcn": "#ff7f0e", "lightgcn-pyg": "#2ca02c", "colarec": "#d62728",
-    "sasrec": "#9467bd", "random": "#8c564b", "pop": "#7f7f7f",
+    "sasrec": "#9467bd", "random": "#8c564b", "pop": "#7f7f7f", "tiger": "#17becf",
 }
 SPARE_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
 LINESTYLES = ("-", "--", ":", "-.")

@@ -41,10 +41,10 @@ def save_checkpoint(directory: Path, model, state: dict, optimizer: torch.optim.
         flat, groups = _flatten_optimizer(optimizer)
         atomic_write_bytes(directory / "optimizer.safetensors", save(flat))
         state = {**state, "optimizer_param_groups": groups}
-    tok = model.tokenizer.backend
+    tok = getattr(getattr(model, "tokenizer", None), "backend", None)  # TIGER has no text tokenizer
     if hasattr(tok, "to_str"):
         atomic_write_text(directory / "tokenizer.json", tok.to_str())
-    config = {"model_type": "colarec", **model.arch(), "state": state}
+    config = {"model_type": getattr(model, "name", "colarec"), **model.arch(), "state": state}
     atomic_write_text(directory / "config.json", json.dumps(config, indent=1, default=str))
 
 
@@ -121,7 +121,11 @@ def lr_at(cfg, step: int, total_steps: int) -> float:
     """The learning rate of optimizer step `step` (0-based): `cfg.lr` times a linear warm-up over
     `warmup_steps`, times the `lr_schedule` factor over the planned `total_steps` (constant: 1; linear:
     1 - s/T; cosine: (1 + cos(pi s/T)) / 2, with s counted after the warm-up). The official recipe is constant
-    with no warm-up. A pure function of the step, so a resumed run continues the same schedule."""
+    with no warm-up. `inverse_sqrt` is T5's rsqrt schedule (TIGER): `cfg.lr` for the first `warmup_steps`
+    steps, then `cfg.lr * sqrt(warmup_steps / (step + 1))`, no linear warm-up. A pure function of the step, so a
+    resumed run continues the same schedule."""
+    if cfg.lr_schedule == "inverse_sqrt":
+        return cfg.lr * math.sqrt(max(1, cfg.warmup_steps) / max(step + 1, cfg.warmup_steps, 1))
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     span = max(1, total_steps - cfg.warmup_steps)
     progress = min(1.0, max(0, step - cfg.warmup_steps) / span)
@@ -134,30 +138,36 @@ def lr_at(cfg, step: int, total_steps: int) -> float:
 
 def planned_steps(cfg, data) -> int:
     """Optimizer steps of a run that trains all `cfg.epochs` epochs (what the LR schedule spans)."""
-    return cfg.epochs * -(-data.epoch_size(cfg.epoch_sampling) // cfg.batch_size)
+    return cfg.epochs * -(-data.epoch_size(getattr(cfg, "epoch_sampling", None)) // cfg.batch_size)
 
 
 def run(model, ctx, dist=None) -> dict:
-    """Train `model.net` on `model.data`; returns the fit info (epochs, best epoch, loss curve, timings)."""
+    """Train `model.net` on `model.data`; returns the fit info (epochs, best epoch, loss curve, timings).
+
+    Shared by the generative models: `model.name` (default "colarec") names the checkpoint folders and log
+    lines, `model.make_optimizer()` (when present) replaces AdamW, and `model.data` provides `epoch_pairs`,
+    `epoch_size` and `batch`, `model.net` provides `losses(batch, weights)` (TIGER: `zoo.tiger`)."""
     cfg, net = model.cfg, model.net
+    name = getattr(model, "name", "colarec")
     main = dist is None or dist.is_main  # DDP: only rank 0 validates and writes checkpoints
     w = model.loss_weights()
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best_dir, last_dir = Path(ctx.work_dir) / "colarec-best", Path(ctx.work_dir) / "colarec-last"
+    opt = model.make_optimizer() if hasattr(model, "make_optimizer") else torch.optim.AdamW(
+        net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_dir, last_dir = Path(ctx.work_dir) / f"{name}-best", Path(ctx.work_dir) / f"{name}-last"
     state = {"epoch": 0, "best_value": -float("inf"), "best_epoch": 0, "bad": 0, "step": 0, "samples": 0}
     metric, curve, last_good = ctx.eval.valid_metric, [], None
     if cfg.resume_from:
         state.update(load_checkpoint(Path(cfg.resume_from), net, opt))
         state.pop("optimizer_param_groups", None)
         last_good = Path(cfg.resume_from)
-        ctx.log(f"colarec: resumed from {cfg.resume_from} after epoch {state['epoch']}")
+        ctx.log(f"{name}: resumed from {cfg.resume_from} after epoch {state['epoch']}")
     if dist is not None:
         dist.start(model)
     start, train_s, eval_s = time.perf_counter(), 0.0, 0.0
     show = cfg.progress and sys.stderr.isatty()
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good, dist)
+        sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good, dist, name)
         train_s += time.perf_counter() - t0
         out_of_time = cfg.time_budget_min is not None and time.perf_counter() - start > 60 * cfg.time_budget_min
         if dist is not None:
@@ -183,7 +193,7 @@ def run(model, ctx, dist=None) -> dict:
         state["epoch"] = epoch
         record["seconds"] = time.perf_counter() - start
         curve.append(record)
-        ctx.log(f"colarec epoch {epoch} (step {state['step']}): " + ", ".join(
+        ctx.log(f"{name} epoch {epoch} (step {state['step']}): " + ", ".join(
             f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "samples", "seconds")))
         if state["bad"] > cfg.patience or out_of_time:
             break
@@ -205,17 +215,19 @@ def _validate(model, ctx, metric: str, dist) -> float:
     return float(dist.from_main(lambda: float(ctx.validate(model)[metric])))
 
 
-def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, last_good, dist=None) -> dict:
+def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, last_good, dist=None,
+                 name: str = "colarec") -> dict:
     cfg, net, data = model.cfg, model.net, model.data
     net.train()
     rng = np.random.default_rng([ctx.seed, epoch])
-    pairs = data.epoch_pairs(cfg.epoch_sampling, rng)
+    pairs = data.epoch_pairs(getattr(cfg, "epoch_sampling", None), rng)
     n_steps = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
     total_steps = planned_steps(cfg, data)
     sums: dict[str, float] = {}
-    bar = tqdm(total=n_steps, desc=f"colarec epoch {epoch}", disable=not show, leave=False)
+    bar = tqdm(total=n_steps, desc=f"{name} epoch {epoch}", disable=not show, leave=False)
     for step in range(n_steps):
-        batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng, w["contrastive"])
+        batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng,
+                           w.get("contrastive", False))
         batch = batch_to(batch, model.device)  # built on CPU (numpy sampling), trained where the net lives
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg)):
             if dist is None:
@@ -225,7 +237,7 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
                 terms, loss = dist.losses(net, batch, w)
         if not torch.isfinite(terms["total"]):
             where = f"epoch {epoch}, step {step + 1}/{n_steps} (global step {state['step'] + 1})"
-            raise TrainingDiverged(f"colarec: loss is {terms['total'].item()} at {where}; last good checkpoint: "
+            raise TrainingDiverged(f"{name}: loss is {terms['total'].item()} at {where}; last good checkpoint: "
                                    f"{last_good or 'none (no validation finished yet)'}")
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -12,7 +12,9 @@ Construction (as the authors' `hierarchical_cluster.py`, generalised to any K an
   `diagnostics["n_spilled"]` counts them. K ** length < n_items raises `ConfigError`.
 
 Variants (the embedding clustered): `lightgcn` (the registry's `lightgcn-pyg` fitted on train only), `mf`,
-`semantic` (TF-IDF + TruncatedSVD of item text, or a local model via `text_model_dir`), `random` (no
+`semantic` (TF-IDF + TruncatedSVD of item text, or a local model via `text_model_dir`), `rqvae` (TIGER's
+semantic IDs: an RQ-VAE over the same text embeddings, `length - 1` residual levels of K codes plus the
+collision position, `zoo.genid.rqvae`; `embedding_config` holds its `RQVAEConfig` overrides), `random` (no
 embedding: a seeded random permutation of the items laid into a balanced tree, each node split into min(K, n)
 near-equal children with `np.array_split`, then the same last-code rule) and `official` (the release's codes).
 
@@ -28,7 +30,7 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,7 @@ from genrec.data.splits import Split
 from zoo.genid import embeddings as sources
 from zoo.genid.balanced import balanced_kmeans
 
-VARIANTS = ("lightgcn", "mf", "random", "semantic", "official")
+VARIANTS = ("lightgcn", "mf", "random", "semantic", "rqvae", "official")
 KMEANS_ARGS = {"max_iter": 300, "n_init": 10}  # the authors' settings
 CLUSTERERS = ("kmeans-constrained", "balanced")  # the authors' (reference) and our faster one (balanced.py)
 CACHE_VERSION = 1
@@ -87,7 +89,7 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
         variant: one of `VARIANTS`.
         embeddings: cluster these `[n_items, d]` vectors instead of the variant's own source.
         text_model_dir: `semantic` only: a local sentence-transformers / Hugging Face model folder.
-        embedding_config: `lightgcn` / `mf` only: overrides of the baseline's `Config`.
+        embedding_config: `lightgcn` / `mf`: overrides of the baseline's `Config`; `rqvae`: of `RQVAEConfig`.
         clusterer: `kmeans-constrained` (the authors') or `balanced` (`zoo.genid.balanced`, same caps, faster).
     """
     ds = split.dataset
@@ -100,6 +102,10 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
                   "K": K, "length": length, "seed": seed, "embedding": emb_tag}
     if clusterer != CLUSTERERS[0] and variant != "random":  # the reference clusterer keeps the older cache keys
         key_fields["clusterer"] = clusterer
+    if variant == "rqvae":  # the resolved RQ-VAE config and version: a changed default is a new build
+        from zoo.genid import rqvae  # noqa: PLC0415
+
+        key_fields["rqvae"] = {**asdict(rqvae.RQVAEConfig.from_dict(embedding_config)), "v": rqvae.VERSION}
     key = json.dumps(key_fields, sort_keys=True, default=str)
     path = cache_dir("gids") / f"{ds.name}-{variant}-K{K}-l{length}-s{seed}-{_sha_bytes(key.encode())[:20]}.npz"
     if use_cache and (hit := _load(path, key, ds.n_items, K, length)) is not None:
@@ -108,6 +114,13 @@ def build_gids(split: Split, variant: str = "lightgcn", K: int = 32, length: int
     emb_info: dict = {}
     if variant == "random":
         codes, info = random_codes(ds.n_items, K, length, seed), {}
+    elif variant == "rqvae":
+        if embeddings is None:
+            from zoo.genid.rqvae import RQVAEConfig  # noqa: PLC0415
+
+            dim = RQVAEConfig.from_dict(embedding_config).text_dim
+            embeddings = _variant_embeddings(split, variant, seed, text_model_dir, None, emb_info, use_cache, dim)
+        codes, info = rqvae_codes(np.asarray(embeddings), K, length, seed, embedding_config)
     else:
         if embeddings is None:
             embeddings = _variant_embeddings(split, variant, seed, text_model_dir, embedding_config, emb_info,
@@ -133,11 +146,11 @@ def _check_args(variant: str, K: int, length: int, n_items: int) -> None:
 
 
 def _variant_embeddings(split: Split, variant: str, seed: int, text_model_dir: str | Path | None,
-                        config: dict | None, info: dict, use_cache: bool) -> np.ndarray:
+                        config: dict | None, info: dict, use_cache: bool, text_dim: int = 64) -> np.ndarray:
 
     start = time.perf_counter()
-    if variant == "semantic":
-        emb = sources.text_embeddings(split.dataset.item_text, seed=seed, model_dir=text_model_dir)
+    if variant in ("semantic", "rqvae"):
+        emb = sources.text_embeddings(split.dataset.item_text, dim=text_dim, seed=seed, model_dir=text_model_dir)
         info.update(embedding_source="tfidf-svd" if text_model_dir is None else str(text_model_dir))
     else:
         fit: dict = {}
@@ -181,6 +194,28 @@ def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0,
     info = {"inertia_per_level": inertia, "cluster_seconds_per_level": seconds, "nodes_clustered": clustered,
             "cluster_seconds": float(sum(seconds)), "cluster_cpu_seconds": time.process_time() - cpu_start,
             "n_spilled": n_spilled}
+    return codes, info
+
+
+def rqvae_codes(emb: np.ndarray, K: int, length: int, seed: int = 0, config: dict | None = None
+                ) -> tuple[np.ndarray, dict]:
+    """GIDs `[n, length]` (codes 1..K) from an RQ-VAE (`zoo.genid.rqvae`): `length - 1` levels of RQ codes + 1,
+    then the collision position by the last-code rule (the paper's 0, 1, 2, ... among items sharing every RQ
+    code, shifted by one). A prefix shared by more than K**2 items cannot be made unique: `ConfigError`."""
+    from zoo.genid.rqvae import train_rqvae  # noqa: PLC0415  (torch, only when asked for)
+
+    if length < 2:
+        raise ConfigError(f"rqvae GIDs need length >= 2 (RQ levels + the collision position), got {length}")
+    rq, info = train_rqvae(emb, K, length - 1, seed, config)
+    codes = np.zeros((len(rq), length), dtype=np.int64)
+    codes[:, :-1] = rq + 1
+    try:
+        info["n_spilled"] = assign_last_codes(codes, K)
+    except ConfigError as e:
+        raise ConfigError(f"rqvae GIDs (K={K}, length={length}): the RQ-VAE put too many items on one code "
+                          f"prefix for the collision position to make them unique ({e}); raise K or the "
+                          "length") from None
+    info["extra_level_size"] = int(codes[:, -1].max())
     return codes, info
 
 
