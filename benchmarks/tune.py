@@ -6,6 +6,7 @@
     python benchmarks/tune.py --model mf --storage postgresql+psycopg2://me@dbhost/optuna   # several machines
     python benchmarks/tune.py --model mf --storage journal:studies/mf.log         # Optuna JournalStorage
     python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
+    python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
     python benchmarks/tune.py --report                                  # leaderboard/tuning.md
     optuna-dashboard sqlite:///studies/<study>.db                       # browse a study (pip install optuna-dashboard)
 
@@ -45,12 +46,15 @@ from genrec.experiments.tuning import (  # noqa: E402
     tune,
 )
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
+from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning.storage import check_storage_url  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model to tune (configs/search/<model>.yaml)")
+    p.add_argument("--space", help="search space file (default configs/search/<model>.yaml); a bare name means "
+                   "configs/search/<name>.yaml, e.g. --space colarec-quick")
     p.add_argument("--dataset", default="ml-100k", help="dataset name or <kind>:<path> (default ml-100k)")
     p.add_argument("--split", default="colarec", help="splitter (default colarec)")
     p.add_argument("--trials", type=int, default=30, help="total trials of the study (default 30, every model)")
@@ -68,6 +72,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def space_file(space: str | None) -> Path | None:
+    """`--space`: None (the model's own file), a bare name under configs/search/, or a path."""
+    if space is None:
+        return None
+    path = Path(space)
+    return path if path.suffix in (".yaml", ".yml") else SEARCH_DIR / f"{space}.yaml"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         print("error: give --model NAME (or --report)", file=sys.stderr)
         return 2
-    job = TuneJob(args.model, args.dataset, args.split, load_space(args.model), seed=args.seed,
+    job = TuneJob(args.model, args.dataset, args.split, load_space(args.model, space_file(args.space)), seed=args.seed,
                   overrides=parse_overrides(args.overrides), pruner=args.pruner, storage=args.storage)
     study = tune(job, args.trials, args.workers, args.timeout, command)
     c = counts(study)

@@ -230,9 +230,13 @@ def test_two_workers_postgres(tiny, tmp_path, postgres_url):
 
 
 def test_search_spaces_match_model_configs():
-    """Every registered model has a valid space (or no Config fields); every space file is a registered model."""
+    """Every registered model has a valid space (or no Config fields); every other space file is an extra space
+    `<model>-<name>` (`tune.py --space`) of a registered model that parses against that model's Config."""
     files = sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
-    assert len(files) == 7 and set(files) <= set(registry.MODELS), files
+    extra = sorted(set(files) - set(registry.MODELS))
+    assert len(files) == 8 and extra == ["colarec-quick"], files
+    assert load_space("colarec", SEARCH_DIR / "colarec-quick.yaml").keys() == {"lr", "lr_schedule", "batch_size",
+                                                                                "dropout"}
     for model in registry.list_models():
         fields = dataclasses.fields(registry.model_class(model).Config)
         if not search_path(model).is_file():
@@ -366,6 +370,16 @@ def test_bad_budget_and_storage_on_the_command_line(tiny, capsys):
         main(["--model", "mf", "--trials", "0", "--storage", "journal:/nonexistent/never.log"])
     with pytest.raises(ConfigError, match=r"--timeout -1\.0: expected a number of seconds > 0"):
         main(["--model", "mf", "--timeout", "-1", "--storage", "journal:/nonexistent/never.log"])
+
+
+def test_space_option_names_a_file_under_configs_search_or_a_path(tmp_path):
+    from benchmarks.tune import main, space_file
+
+    assert space_file(None) is None
+    assert space_file("colarec-quick") == SEARCH_DIR / "colarec-quick.yaml"
+    assert space_file(str(tmp_path / "s.yaml")) == tmp_path / "s.yaml"
+    with pytest.raises(ConfigError, match=r"configs/search/colarec-nope\.yaml: no search space"):
+        main(["--model", "colarec", "--space", "colarec-nope", "--storage", "journal:/nonexistent/never.log"])
 
 
 def test_cli_refuses_pop(capsys):
