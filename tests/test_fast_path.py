@@ -207,12 +207,34 @@ def test_the_fast_training_step_creates_no_tensor_off_its_inputs_device():
                                               if p.grad is not None)
 
 
+def test_bf16_null_follows_the_probe_on_avx512_bf16_cpus_without_amx(monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(train, "bf16_probe", lambda: {"bf16_faster": False})
+    assert ColaRec.Config().bf16 is False and train.resolve_bf16("cpu") is False
+    monkeypatch.setattr(train, "bf16_probe", lambda: {"bf16_faster": True})
+    assert ColaRec.Config().bf16 is True and ColaRec.Config(preset="tiny").bf16 is False
+
+
+def test_bf16_probe_measures_once_per_machine_and_reads_its_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    train.bf16_probe.cache_clear()
+    first = train.bf16_probe()
+    assert first["bf16_faster"] == (first["speedup"] >= train.BF16_PROBE_MIN_GAIN) and first["fp32_s"] > 0
+    assert len(list((tmp_path / "bf16-probe").glob("*.json"))) == 1
+    train.bf16_probe.cache_clear()
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: (_ for _ in ()).throw(AssertionError("measured again")))
+    assert train.bf16_probe() == first  # from the file, not a new measurement
+    train.bf16_probe.cache_clear()
+
+
 def test_bf16_null_resolves_when_the_config_is_built_and_changes_the_hash(monkeypatch):
     monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
     assert ColaRec.Config().bf16 is True and ColaRec.Config(preset="tiny").bf16 is False
     assert ColaRec.Config(bf16=False).bf16 is False
     on = hash_view(ColaRec.Config())
     monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)  # AVX2 only: fp32 without measuring
     off = hash_view(ColaRec.Config())
     assert on["bf16"] is True and off["bf16"] is False and on != off
     assert train.precision(ColaRec.Config()) == "fp32" and train.precision(ColaRec.Config(bf16=True)) == "bf16"

@@ -179,6 +179,18 @@ def test_readme_override_example_plans_rows_of_its_own_for_every_model():
     assert all(default[(s.model, s.variant, s.split, s.seed)] == s.config_hash for s in same)
 
 
+def test_editing_a_preset_changes_the_config_hash_of_its_runs(monkeypatch):
+    """Runs are hashed with their preset resolved: a record made under an older preset is not "done"."""
+    from zoo.colarec import model as colarec_model
+
+    spec = next(s for s in plan(load_suite("ablation")) if s.model == "colarec" and s.variant == "full")
+    before = spec.config_hash
+    monkeypatch.setitem(colarec_model.PRESETS, "quick", {**colarec_model.PRESETS["quick"], "lr": 1e-3})
+    assert spec.config_hash != before
+    monkeypatch.setitem(colarec_model.PRESETS, "quick", {**colarec_model.PRESETS["quick"], "lr": 3e-3})
+    assert spec.config_hash == before
+
+
 # --- stale data, atomic rows --------------------------------------------------------------------------------
 
 

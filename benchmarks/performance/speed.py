@@ -13,7 +13,8 @@ side, what `bf16: null` resolves to here, and the share of a `cpu`-preset fit sp
    contended machine the samples/s are lower bounds; the ratios, measured on the same batches in alternating
    blocks, are the robust numbers.
 2. `colarec_bf16_null_resolves_to`: 1 when `bf16: null` on `device: cpu` means bf16 autocast on this machine, 0
-   when fp32 (`zoo.colarec.train.resolve_bf16`: bf16 only where the CPU has AMX); the run records it as
+   when fp32 (`zoo.colarec.train.resolve_bf16`: AMX -> bf16, AVX512-BF16 without AMX -> the cached `bf16_probe`
+   measurement, else fp32); the run records it as
    `fit_info.precision`.
 3. `colarec_cpu_valid_share`: validation time / (validation + training time) per validation interval of a `cpu`
    preset fit: one validation (`ctx.validate`'s `evaluate(model, split, "valid")`: 100-beam decoding of the 943
@@ -105,8 +106,8 @@ def run(bench: Bench) -> None:
     null_bf16 = resolve_bf16("cpu")
     cpu = rates["cpu"]
     bench.row("colarec_bf16_null_resolves_to", int(null_bf16), "0=fp32, 1=bf16",
-              f"`bf16: null` on device cpu resolves to {'bf16 autocast' if null_bf16 else 'fp32'} here (rule: bf16 "
-              f"only where the CPU has AMX; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
+              f"`bf16: null` on device cpu resolves to {'bf16 autocast' if null_bf16 else 'fp32'} here (rule: AMX -> "
+              f"bf16, AVX512-BF16 without AMX -> measured (zoo.colarec.train.bf16_probe), else fp32; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
               f"(AMX or AVX512-BF16) {'present' if cpu_has_native_bf16() else 'absent'}); recorded per run as "
               f"fit_info.precision. Measured here, cpu preset: fast bf16 trains "
               f"{round_ratio(per_steps['cpu'], 'fast_fp32', 'fast_bf16')[0]:.2f}x as fast as fast fp32")
