@@ -18,7 +18,7 @@ SUITE_FILES = sorted((CONFIGS / "suites").glob("*.yaml"))
 def test_config_file_counts():
     # one model YAML per trainable registered model (pop and random have no hyper-parameters)
     assert sorted(p.stem for p in MODEL_FILES) == sorted(set(MODELS) - {"pop", "random"})
-    assert sorted(p.stem for p in SUITE_FILES) == ["ablation", "gid", "longtail", "main", "smoke"]
+    assert sorted(p.stem for p in SUITE_FILES) == ["ablation", "gid", "longtail", "main", "phones", "smoke"]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

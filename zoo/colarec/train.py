@@ -14,7 +14,6 @@ value (and time-budget decision) is broadcast so every rank takes the same early
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import sys
@@ -26,7 +25,6 @@ import torch
 from safetensors.torch import load, save
 from tqdm.auto import tqdm
 
-from genrec.common.paths import cache_dir
 from genrec.common.util import atomic_write_bytes, atomic_write_text
 from zoo.colarec.samples import batch_to
 
@@ -82,7 +80,7 @@ def resolve_bf16(device: str) -> bool:
     it is measured faster. AVX2-only CPUs (no `amx_bf16`, no `avx512_bf16`) emulate bf16 (~50x slower): fp32 without
     measuring. AMX CPUs: bf16 (measured ~3x faster matmuls). CPUs with AVX512-BF16 but no AMX differ by vendor (a
     2-core AMD EPYC measured bf16 matmuls 3x faster and the fast `cpu`-preset step 2.4x faster; an Intel Xeon half
-    as fast), so `bf16_probe` times them once per machine (cached). `python benchmarks/perf.py --only speed` shows the
+    as fast), so `bf16_probe` times them (once per process). `python benchmarks/perf.py --only speed` shows the
     outcome (`colarec_bf16_null_resolves_to`) next to the measured `_fast_fp32` / `_fast_bf16` step rows. The
     resolved value is written into the config (`ColaRec.Config.__post_init__`), so it is part of the run's config
     hash and of its record (`fit_info.precision`)."""
@@ -99,21 +97,15 @@ BF16_PROBE_MIN_GAIN = 1.25  # bf16 must beat fp32 by this factor: a contended me
 @functools.cache
 def bf16_probe() -> dict:
     """fp32 vs bf16 CPU matmul time at ColaRec's CPU-preset scale ([2048 x 128] @ [128 x 512], one thread, best of
-    5 rounds of 20), cached per CPU model / flags / torch version in `.cache/bf16-probe/` (so every run on a machine
-    resolves alike) and in-process. `bf16_faster` when bf16 is at least `BF16_PROBE_MIN_GAIN` times faster."""
-    text = _cpu_flags()
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    key = hashlib.sha256(f"{name}|{flags}|{torch.__version__}".encode()).hexdigest()[:16]
-    path = cache_dir("bf16-probe") / f"{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    5 rounds of 20; ~0.1 s), measured once per process (planning a suite must write nothing, so it is not cached on
+    disk; the 1.25x margin keeps a contended measurement from flipping the choice). `bf16_faster` when bf16 is at
+    least `BF16_PROBE_MIN_GAIN` times faster."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         a, b = torch.randn(2048, 128), torch.randn(128, 512)
         times = {}
-        for name_, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             x, y = a.to(dtype), b.to(dtype)
             x @ y  # warm-up
             best = float("inf")
@@ -122,13 +114,12 @@ def bf16_probe() -> dict:
                 for _ in range(20):
                     x @ y
                 best = min(best, time.perf_counter() - t0)
-            times[name_] = best
+            times[name] = best
     finally:
         torch.set_num_threads(threads)
-    out = {"cpu": name, "fp32_s": times["fp32"], "bf16_s": times["bf16"], "speedup": times["fp32"] / times["bf16"],
-           "bf16_faster": times["fp32"] / times["bf16"] >= BF16_PROBE_MIN_GAIN, "torch": torch.__version__}
-    atomic_write_text(path, json.dumps(out, indent=1))
-    return out
+    speedup = times["fp32"] / times["bf16"]
+    return {"fp32_s": times["fp32"], "bf16_s": times["bf16"], "speedup": speedup,
+            "bf16_faster": speedup >= BF16_PROBE_MIN_GAIN}
 
 
 def use_bf16(cfg) -> bool:
