@@ -128,3 +128,25 @@ def test_recbole_reproducibility_flag_is_on(split, tmp_path):
     with compat.scope():
         config = model._recbole_config(ctx, tmp_path, name)
     assert config["reproducibility"] is True and config["seed"] == 7
+
+
+@pytest.mark.parametrize("variant", ["mf", "lightgcn"])
+def test_colarec_gids_from_the_cache_train_the_same_model_as_gids_built_in_the_fit(variant, make_dataset, tmp_path,
+                                                                                   monkeypatch):
+    """The GID build (a RecBole MF or PyG LightGCN fit) draws from the global RNGs and a cache hit does not; the
+    fit must not depend on which one happened (it did for MF GIDs: ablation `gid-mf` vs gid `mf-k32-l3`)."""
+    ds = make_dataset(counts=(6, 7, 8, 9, 10, 6, 7, 8, 9, 10, 11, 12), n_items=24)
+    split = make_split(ds, "colarec", 0, use_cache=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = {"preset": "tiny", "K": 3, "gid_length": 3, "gid_variant": variant, "epochs": 2, "eval_every": 1,
+               "progress": False}
+        cold, info_cold = run("colarec", cfg, split, tmp_path / "a", monkeypatch)
+        warm, info_warm = run("colarec", cfg, split, tmp_path / "a", monkeypatch)  # same cache folder
+    finally:
+        torch.set_num_threads(threads)
+    assert not info_cold["gid"]["cached"] and info_warm["gid"]["cached"]
+    assert timeless(info_cold["curve"]) == timeless(info_warm["curve"])
+    for key, values in cold.per_user.items():
+        assert np.array_equal(values, warm.per_user[key]), key

@@ -132,7 +132,8 @@ class ColaRec:
     def fit(self, ctx) -> dict:
         seed_everything(ctx.seed)
         codes, gid_info = self._gids(ctx)
-        self.build(ctx.split, codes)
+        seed_everything(ctx.seed)  # a GID build (a LightGCN/MF/RQ-VAE fit) draws from the global RNGs, a cache hit
+        self.build(ctx.split, codes)  # does not: re-seed so the network and samples never depend on the cache
         n_copied = self._load_pretrained() if self.cfg.pretrained_dir else 0
         if self.cfg.preset == "paper" and not self.cfg.pretrained_dir:
             warnings.warn("colarec preset 'paper' without pretrained_dir: t5-small SIZES with random initialisation "

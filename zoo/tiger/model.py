@@ -118,7 +118,8 @@ class Tiger:
     def fit(self, ctx) -> dict:
         seed_everything(ctx.seed)
         codes, gid_info = self._gids(ctx)
-        self.build(ctx.split, codes)
+        seed_everything(ctx.seed)  # a GID build (a LightGCN/MF/RQ-VAE fit) draws from the global RNGs, a cache hit
+        self.build(ctx.split, codes)  # does not: re-seed so the network and samples never depend on the cache
         info = train.run(self, ctx)
         return {**info, "setting": self.setting(), "preset": self.cfg.preset, "config": to_dict(self.cfg),
                 "gid": gid_info, "n_train_samples": self.data.epoch_size(),
