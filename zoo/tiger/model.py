@@ -35,14 +35,15 @@ PRESETS: dict[str, dict] = {
     "paper": dict(d_model=128, num_layers=4, num_decoder_layers=4, num_heads=6, d_kv=64, d_ff=1024, dropout=0.1,
                   batch_size=256, lr=0.01, lr_schedule="inverse_sqrt", warmup_steps=10_000, optimizer="adagrad",
                   weight_decay=0.0, epochs=200, eval_every=5, max_history=20),
-    # CPU presets (to be calibrated by runs): on ml-100k (~80k prefix samples, 624 steps of 128 per epoch) on a
-    # shared core, cpu took ~0.5 s and quick ~0.1 s per step, a validation ~20 s and ~5 s
+    # CPU presets (sized by step times, not by a study): `quick` trains 12 epochs (a 4-epoch first run on the
+    # colarec split was still rising: +5.5% in its last quarter, 144 s). On ml-100k (~80k prefix samples, 624
+    # steps of 128 per epoch) on a shared core, cpu took ~0.5 s and quick ~0.1 s per step, a validation ~20 s / ~5 s
     "cpu": dict(d_model=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32, d_ff=512, dropout=0.1,
                 batch_size=128, lr=2e-3, lr_schedule="cosine", warmup_steps=200, optimizer="adamw",
                 weight_decay=0.01, epochs=3, eval_every=1, time_budget_min=20.0, max_history=10),
     "quick": dict(d_model=64, num_layers=1, num_decoder_layers=1, num_heads=4, d_kv=16, d_ff=256, dropout=0.1,
                   batch_size=128, lr=3e-3, lr_schedule="cosine", warmup_steps=100, optimizer="adamw",
-                  weight_decay=0.01, epochs=4, eval_every=1, time_budget_min=8.0, max_history=10),
+                  weight_decay=0.01, epochs=12, eval_every=1, time_budget_min=15.0, max_history=10),
     "tiny": dict(d_model=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, d_ff=64, dropout=0.0,
                  batch_size=16, lr=1e-2, lr_schedule="constant", warmup_steps=0, optimizer="adamw",
                  weight_decay=0.0, epochs=30, eval_every=1, bf16=False, max_history=20),
