@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genrec.common.config import parse_overrides  # noqa: E402
 from genrec.common.errors import run_cli  # noqa: E402
+from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning import (  # noqa: E402
     PRUNERS,
     TuneJob,
@@ -46,7 +47,6 @@ from genrec.experiments.tuning import (  # noqa: E402
     tune,
 )
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
-from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning.storage import check_storage_url  # noqa: E402
 
 

@@ -79,7 +79,11 @@ def _key(rid: str) -> str:
 
 
 def _run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, **env})
+    """The driver in a subprocess, with SIGINT at its default: a shell that starts pytest in the background (`&`)
+    makes children ignore SIGINT, and Python then installs no KeyboardInterrupt handler (the Ctrl-C test would
+    see its own SIGINT ignored)."""
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, **env},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _poll(condition, timeout: float = 120.0) -> None:
