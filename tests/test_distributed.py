@@ -41,14 +41,6 @@ def write_atomic(folder: Path, n_users: int = 25, n_items: int = 30, per_user: i
     return folder
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(**extra) -> ColaRec:
     return ColaRec(ColaRec.Config(preset="tiny", **{**OVERRIDES, **extra}))
 
