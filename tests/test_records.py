@@ -18,7 +18,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import yaml
 
 from baselines.simple import Pop
 from benchmarks.run import main
@@ -308,8 +307,7 @@ def test_every_committed_table_has_committed_records_or_is_pending():
 @pytest.mark.parametrize("suite", sorted({p.name for p in (ROOT / "results").glob("*") if list(p.glob("*.json"))}
                                          - {"tuning"}))
 def test_committed_records_re_render_the_committed_table(suite, tmp_path, monkeypatch, request):
-    datasets = yaml.safe_load((ROOT / "configs" / "suites" / f"{suite}.yaml").read_text()).get("datasets", [])
-    if "phones" in datasets:  # its records are current only against the data on disk: skip without the release
+    if "phones" in load_suite(suite).datasets:  # its records are current only against the data on disk: skip without the release
         request.getfixturevalue("phones_dir")
     monkeypatch.setenv("GENREC_RESULTS", str(ROOT / "results"))  # read only: a render writes no record
     (tmp_path / "leaderboard").mkdir()
