@@ -26,8 +26,9 @@ from genrec.data import cache
 from genrec.data.splits import make_split
 from genrec.evaluation.context import FitContext
 from genrec.evaluation.evaluate import evaluate
+from genrec.experiments.audit import fit_audited
 from genrec.experiments.guard import TableError
-from genrec.experiments.leaderboard import aggregate, render_markdown, write_leaderboard
+from genrec.experiments.leaderboard import aggregate, render_markdown, run_costs, write_leaderboard
 from genrec.experiments.records import (
     REQUIRED,
     RecordError,
@@ -349,6 +350,42 @@ def test_markdown_blank_cell_for_missing_seed():
     pop_line = next(line for line in md.splitlines() if line.startswith("| pop"))
     assert "0.6" not in mf_line and "0.3000 ± 0.1414" in pop_line
     assert "do not edit" in md and "suite version 1" in md and "abc" in md
+
+
+class _ValidatingPop(Pop):
+    """Pop that validates three times during its fit, as an iterative model would."""
+
+    def fit(self, ctx):
+        info = super().fit(ctx)
+        for _ in range(3):
+            ctx.validate(self)
+        return info
+
+
+def test_validation_calls_are_counted_and_timed_also_under_the_audit(make_dataset):
+    split = make_split(make_dataset(counts=(3, 5, 8, 12, 20, 25, 4, 9), n_items=30), "colarec", 0, use_cache=False)
+    ctx = FitContext(split.dataset, split, 0, log=lambda msg: None)
+    model = _ValidatingPop(Pop.Config())
+    model.fit(ctx)
+    assert ctx.n_validations == 3 and ctx.valid_seconds > 0.0
+    _, actx, _ = fit_audited(_ValidatingPop(Pop.Config()), FitContext(split.dataset, split, 0, log=lambda m: None))
+    assert actx.n_validations == 3 and actx.valid_seconds > 0.0  # the audit copy counts its own calls
+
+
+def test_cost_section_uses_measured_validation_time_and_leaves_unmeasured_cells_blank():
+    timed = {**make_record("mf", 0), "fit_seconds": 10.0, "eval_seconds": 2.0, "wall_seconds": 13.0,
+             "valid_seconds": 4.0, "n_validations": 5}
+    untimed = {**make_record("mf", 1), "fit_seconds": 20.0, "eval_seconds": 4.0, "wall_seconds": 25.0,
+               "fit_info": {"curve": [{"epoch": 1}, {"epoch": 2, "valid_ndcg@10": 0.1}, {"epoch": 3, "valid_ndcg@10": 0.2}]}}
+    own = {**make_record("pop", 0), "fit_info": {"valid_seconds": 7.0, "curve": []}}
+    assert run_costs(untimed)["validations"] == 2 and math.isnan(run_costs(untimed)["validation"])
+    assert run_costs(own)["validation"] == 7.0  # a model's own timing when the runner's is absent
+    md = render_markdown(aggregate([timed, untimed, own], seeds=[0, 1], ks=[10]),
+                         {**META, "records": [timed, untimed, own]})
+    section = md.split("## Cost per model")[1].split("## Overall")[0]
+    mf_line = next(line for line in section.splitlines() if line.startswith("| mf"))
+    cells = [c.strip() for c in mf_line.strip("|").split("|")]
+    assert cells[3:] == ["2", "15", "4", "", "3.0", "19"]  # runs, fit, validations (5 and 2), no validation s, test, wall
 
 
 def test_planned_row_without_any_record_is_listed_blank():

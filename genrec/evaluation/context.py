@@ -7,6 +7,7 @@ value to a tuner (Optuna pruning raises from inside it) and is a no-op otherwise
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,16 @@ class FitContext:
     work_dir: Path = Path(".")
     report: Callable[[int, float], None] = lambda epoch, value: None
     log: Callable[[str], None] = print
+    # wall seconds spent in `validate` and how many calls, for the record's cost columns (fit = training + these)
+    valid_seconds: float = field(default=0.0, init=False)
+    n_validations: int = field(default=0, init=False)
 
     def validate(self, model: object) -> dict[str, float]:
         """Mean validation metrics of `model` under the run's protocol (train items excluded)."""
-
-        return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users,
-                        max_train_interactions=self.eval.max_train_interactions).means()
+        t0 = time.perf_counter()
+        try:
+            return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users,
+                            max_train_interactions=self.eval.max_train_interactions).means()
+        finally:
+            self.valid_seconds += time.perf_counter() - t0
+            self.n_validations += 1

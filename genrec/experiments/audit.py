@@ -196,7 +196,7 @@ def record_fits(outer: object | None = None) -> Iterator[list[FitRecord]]:
 def fit_audited(model: object, ctx: FitContext, strict: bool = False
                 ) -> tuple[dict, AuditContext, list[FitRecord]]:
     """Fit `model` with a guarded copy of `ctx`; (fit info, the context to audit, the fits made)."""
-    values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(FitContext)}
+    values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(FitContext) if f.init}
     actx = AuditContext(**{**values, "split": GuardedSplit.wrap(ctx.split, strict)})
     with record_fits(outer=model) as fits, actx.split.armed():
         fits.append(FitRecord(type(model).__name__, actx.split, 0))

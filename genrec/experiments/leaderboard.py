@@ -113,7 +113,8 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     """The Markdown page: provenance header, overall table, group tables with their pictures, learning curves,
     paired differences (when the suite compares rows), run details (when records are given)."""
     key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
-    lines = _header(meta) + _overall(df, key_cols) + _group_sections(df, meta, key_cols) + _curve_section(meta)
+    lines = _header(meta) + (_cost_section(df, meta, key_cols) if meta.get("records") else [])
+    lines += _overall(df, key_cols) + _group_sections(df, meta, key_cols) + _curve_section(meta)
     if meta.get("paired"):
         lines += _paired_section(meta)
     if meta.get("records"):
@@ -145,6 +146,43 @@ def _header(meta: dict) -> list[str]:
                      "the run; the suite's own rows are unchanged): "
                      + "; ".join(f"{', '.join(rows)} by `{cmd}`" for cmd, rows in sorted(by_command.items())))
     return lines
+
+
+def run_costs(record: dict) -> dict[str, float]:
+    """Wall seconds of one run: `fit` (training plus the validations made inside it), `validation` (the part of
+    `fit` spent validating: the runner's timing, else the model's own `fit_info.valid_seconds`; NaN when the
+    record predates both), `validations` (how many), `test` (the test evaluation) and `wall` (the whole run,
+    including loading data and the final validation and test passes)."""
+    info = record.get("fit_info") or {}
+    valid = record.get("valid_seconds", info.get("valid_seconds", math.nan))
+    count = record.get("n_validations")
+    if count is None:
+        curve = info.get("curve") or []
+        count = sum(any(k.startswith("valid_") for k in p) for p in curve)
+    return {"fit": float(record["fit_seconds"]), "validation": float(valid), "validations": float(count),
+            "test": float(record["eval_seconds"]), "wall": float(record.get("wall_seconds", math.nan))}
+
+
+def _cost_section(df: pd.DataFrame, meta: dict, key_cols: list[str]) -> list[str]:
+    """Per row, the mean over its records of `run_costs` (a blank cell: some record lacks that measurement)."""
+    by_row = defaultdict(list)
+    for r in meta["records"]:
+        by_row[tuple(r[k] for k in KEY)].append(run_costs(r))
+    body = []
+    for _, row in df.iterrows():
+        costs = by_row.get(tuple(row[k] for k in KEY), [])
+        cells = [str(row[c]) for c in key_cols] + [str(len(costs))]
+        for name, fmt in (("fit", "{:.0f}"), ("validations", "{:.0f}"), ("validation", "{:.0f}"),
+                          ("test", "{:.1f}"), ("wall", "{:.0f}")):
+            vals = [c[name] for c in costs]
+            cells.append(fmt.format(np.mean(vals)) if vals and not any(math.isnan(v) for v in vals) else "")
+        body.append(cells)
+    headers = [*key_cols, "runs", "fit s", "validations", "of which validation s", "test s", "run wall s"]
+    return ["", "## Cost per model (wall seconds per run, mean over the row's runs)", "",
+            "`fit s` = training plus the validations inside it; `test s` = the test evaluation; `run wall s` = the "
+            "whole run (data, fit, final validation and test passes). A blank `of which validation s`: the "
+            "records predate validation timing.", "",
+            tabulate(body, headers, tablefmt="github", disable_numparse=True)]
 
 
 def _flag(row: pd.Series, col: str) -> str:

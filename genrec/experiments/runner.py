@@ -145,6 +145,8 @@ def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") ->
                     max_train_interactions=ev.max_train_interactions, user_bins=ev.user_bins,
                     head_share=ev.head_share)
     record = make_record(spec, rid, split, test, valid, fit_info, fit_seconds, command)
+    fctx = actx if audit else ctx
+    record["valid_seconds"], record["n_validations"] = fctx.valid_seconds, fctx.n_validations  # inside the fit
     record["wall_seconds"] = time.perf_counter() - start
     if audit:
         record["audit"] = {"checked": True, "problems": []}
