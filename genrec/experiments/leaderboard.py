@@ -110,8 +110,9 @@ def _cell(mean: float, std: float) -> str:
 
 
 def render_markdown(df: pd.DataFrame, meta: dict) -> str:
-    """The Markdown page: provenance header, overall table, group tables with their pictures, learning curves,
-    paired differences (when the suite compares rows), run details (when records are given)."""
+    """The Markdown page: provenance header, per-model costs (when records are given), overall table, group
+    tables with their pictures, learning curves, paired differences (when the suite compares rows), run details
+    (when records are given)."""
     key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
     lines = _header(meta) + (_cost_section(df, meta, key_cols) if meta.get("records") else [])
     lines += _overall(df, key_cols) + _group_sections(df, meta, key_cols) + _curve_section(meta)
