@@ -160,8 +160,9 @@ def run_costs(record: dict) -> dict[str, float]:
     if count is None:
         curve = info.get("curve") or []
         count = sum(any(k.startswith("valid_") for k in p) for p in curve)
-    return {"fit": float(record["fit_seconds"]), "validation": float(valid), "validations": float(count),
-            "test": float(record["eval_seconds"]), "wall": float(record.get("wall_seconds", math.nan))}
+    seconds = {k: record.get(k) for k in ("fit_seconds", "eval_seconds", "wall_seconds")}
+    fit, test, wall = (math.nan if v is None else float(v) for v in seconds.values())
+    return {"fit": fit, "validation": float(valid), "validations": float(count), "test": test, "wall": wall}
 
 
 def _cost_section(df: pd.DataFrame, meta: dict, key_cols: list[str]) -> list[str]:
