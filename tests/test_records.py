@@ -192,6 +192,39 @@ def test_editing_a_preset_changes_the_config_hash_of_its_runs(monkeypatch):
     assert spec.config_hash == before
 
 
+@pytest.mark.parametrize("model", ["colarec", "tiger"])
+def test_a_record_made_in_the_other_precision_counts_when_the_machine_chose_it(model, monkeypatch):
+    """`bf16: null` lets the machine choose the precision, and the choice is hashed. A committed record made on an
+    AMX CPU (bf16) must be "done" on an AVX2-only CPU (fp32) and back its row there, or that machine's CI refuses
+    every committed ColaRec/TIGER table; an explicit `bf16` accepts its own hash only; with records in both
+    precisions the table takes the newest, whichever CPU renders it."""
+    from genrec.experiments.runner import status
+    from zoo.colarec import train
+
+    def spec_on(bf16: bool, **kw):
+        monkeypatch.setattr(train, "resolve_bf16", lambda device: bf16)
+        return plan(load_suite("main"), models=[model], splits=["loo"], **kw)[0]
+
+    amx, avx2 = spec_on(True), spec_on(False)
+    assert amx.config_hash != avx2.config_hash and (amx.config.bf16, avx2.config.bf16) == (True, False)
+    assert set(amx.config_hashes) == set(avx2.config_hashes) == {amx.config_hash, avx2.config_hash}
+    explicit = spec_on(False, overrides={"bf16": False})
+    assert explicit.variant == "default" and explicit.config_hashes == (avx2.config_hash,)
+
+    (src,) = (ROOT / "results" / "main").glob(f"{model}--default--ml-100k--loo--s0--{amx.config_hash}--*.json")
+    committed = read_record(src)
+    assert committed["fit_info"]["precision"] == "bf16"
+    dst = Path(path_of(committed))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".npz"), dst.with_suffix(".npz"))
+    assert status(avx2).state == "done" and status(explicit).state == "todo"
+    newer = {**committed, "config_hash": avx2.config_hash, "created": "2999-01-01T00:00:00Z"}
+    assert current_records([avx2], [committed], log=lambda _: None) == [committed]
+    assert current_records([amx], [committed, newer], log=lambda _: None) == [newer]
+    assert current_records([explicit], [committed], log=lambda _: None) == []
+
+
 # --- stale data, atomic rows --------------------------------------------------------------------------------
 
 

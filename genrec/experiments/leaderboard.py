@@ -368,7 +368,7 @@ def write_suite(suite, specs: list, records: list[dict], command: str, profile: 
     """Leaderboard of a suite: one row per spec row (`genrec.experiments.view.table_specs`), filled only from
     records matching a spec's exact config."""
 
-    wanted = {(s.model, s.variant, s.dataset, s.split, s.seed, s.config_hash) for s in specs}
+    wanted = {(s.model, s.variant, s.dataset, s.split, s.seed, h) for s in specs for h in s.config_hashes}
     records = [r for r in records
                if (r["model"], r["variant"], r["dataset"], r["split"], r["seed"], r["config_hash"]) in wanted]
     wall = sum(r.get("wall_seconds", 0.0) for r in records)

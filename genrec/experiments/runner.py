@@ -57,8 +57,9 @@ def is_current(record: dict, split: Split) -> bool:
 def status(spec: RunSpec, newer_than: float = 0.0) -> Status:
     """Done, todo or stale (see the module docstring). The split is computed (cached) only when a record of this
     config exists; a record written before `newer_than` (`--force`) counts as todo."""
-    paths = records_of(spec.suite, spec_run_id(spec), spec.config_hash)
-    records = [r for r in map(read_record, paths) if r["config_hash"] == spec.config_hash]
+    hashes = spec.config_hashes
+    paths = [p for h in hashes for p in records_of(spec.suite, spec_run_id(spec), h)]
+    records = [r for r in map(read_record, paths) if r["config_hash"] in hashes]
     if not records:
         return Status("todo")
     split = cached_split(spec.dataset, spec.split, spec.seed, spec.split_params)

@@ -87,6 +87,20 @@ class RunSpec:
     def config_hash(self) -> str:
         return config_hash(self.resolved)
 
+    @property
+    def config_hashes(self) -> tuple[str, ...]:
+        """The hashes whose records count as this run: its own first, then, when `bf16: null` let the machine
+        choose the precision (`train.resolve_bf16`: bf16 on an AMX CPU or a GPU, fp32 on an AVX2-only CPU), the
+        same config in the other precision. The chosen precision is written into the config, so without this a
+        record made on a CPU of the other kind would be "todo" here and every committed table it backs would be
+        refused as losing its cells. The record keeps its precision (`fit_info.precision`, the leaderboard's
+        `precision` column); an explicit `bf16: true/false` (config, variant, preset or CLI) accepts its own hash
+        only."""
+        if not getattr(self.config, "_precision_auto", False):
+            return (self.config_hash,)
+        other = dataclasses.replace(self.config, bf16=not self.config.bf16)
+        return (self.config_hash, dataclasses.replace(self, config=other).config_hash)
+
 
 def suite_path(name: str) -> Path:
     return CONFIGS / "suites" / f"{name}.yaml"

@@ -56,8 +56,10 @@ def table_specs(suite: SuiteConfig, profile: str, records: list[dict],
 
 
 def current_records(specs: list[RunSpec], records: list[dict], log: Callable[[str], None] = print) -> list[dict]:
-    """The records that back `specs`: same row, seed and config hash, computed on the data on disk now."""
-    wanted = {(*_row(s), s.seed, s.config_hash): s for s in specs}
+    """The records that back `specs`: same row, seed and config hash (`RunSpec.config_hashes`), computed on the data
+    on disk now; one per row and seed, the newest (`created`) where a run exists in both precisions, so the table
+    does not depend on which CPU renders it."""
+    wanted = {(*_row(s), s.seed, h): s for s in specs for h in s.config_hashes}
     out, stale, missing_data = [], 0, set()
     for r in records:
         spec = wanted.get((*_row(r), r["seed"], r["config_hash"]))
@@ -75,4 +77,9 @@ def current_records(specs: list[RunSpec], records: list[dict], log: Callable[[st
             stale += 1
     if stale:
         log(f"not shown: {stale} stale record(s) of data that changed since (kept in results/; --dry-run lists them)")
-    return out
+    newest: dict[tuple, dict] = {}
+    for r in out:
+        key = (*_row(r), r["seed"])
+        if key not in newest or (r.get("created") or "") > (newest[key].get("created") or ""):
+            newest[key] = r
+    return [r for r in out if newest[(*_row(r), r["seed"])] is r]

@@ -108,6 +108,7 @@ class ColaRec:
             if self.bf16 is None:
                 preset = PRESETS.get(self.preset, {}).get("bf16")
                 self.bf16 = train.resolve_bf16(self.device) if preset is None else preset
+                self._precision_auto = preset is None  # the machine chose: see `RunSpec.config_hashes`
 
         def resolved(self) -> ColaRec.Config:
             """A copy with every null field filled from the preset, the seq_type and the base defaults."""
