@@ -13,7 +13,8 @@
 The search space is `configs/search/<model>.yaml` (pop's is empty: tuning it is refused, there is nothing to
 search). The objective is the validation NDCG@10 (`eval.valid_metric`); per-epoch validation values drive the
 pruner; the test split is never used. The study is named from (model, dataset, split, space, overrides), so
-rerunning the same command resumes it and runs only the trials missing to reach `--trials`. COMPLETE and PRUNED
+rerunning the same command resumes it and runs only the trials missing to reach `--trials` (on a fresh clone,
+whose storage is empty, from the finished trials of the committed `studies/<study>.json`). COMPLETE and PRUNED
 trials count; FAIL trials are kept with their error but do not count, so once their cause is fixed the same
 command runs the missing trials (trials left RUNNING by a killed process are marked FAIL first). The command is
 checked before any trial starts (model, space, overrides, dataset, split, seed, storage URL): a bad one is one

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import multiprocessing
 import os
 import pwd
@@ -292,6 +293,24 @@ def test_export_roundtrip_and_report(tiny, tmp_path):
     assert f"## {job.name}" in md and "Top-5 trials" in md and "Parameter importances" in md
     assert "test metrics of the best configuration retrained: ndcg@10 0." in md
     assert "3/0/0" in md
+
+
+def test_a_fresh_clone_resumes_a_study_from_its_committed_export(tiny, tmp_path):
+    """The storage is git-ignored; the export is committed. With only the export (a new machine), the same command
+    takes over its finished trials and runs only the missing ones, so the export keeps every earlier trial."""
+    db = tmp_path / "first.db"
+    job = tiny_job(f"sqlite:///{db}")
+    first = [(t.params, t.value, t.state.name) for t in tune(job, trials=2, log=lambda msg: None).get_trials()]
+    db.unlink()  # what a fresh clone has: studies/<study>.json, no storage
+    logs: list[str] = []
+    study = tune(job, trials=3, log=logs.append)
+    trials = study.get_trials()
+    assert [(t.params, t.value, t.state.name) for t in trials[:2]] == first
+    assert len(trials) == 3 and any("2 finished trials of the committed export" in m for m in logs)
+    exported = json.loads((tmp_path / "studies" / f"{job.name}.json").read_text())
+    assert len(exported["trials"]) == 3
+    tune(job, trials=3, log=logs.append)  # storage and export agree: nothing is added twice, nothing runs
+    assert len(_load(job).get_trials()) == 3
 
 
 def test_report_re_renders_from_the_committed_exports_alone(tiny, tmp_path, monkeypatch):

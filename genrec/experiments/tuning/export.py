@@ -93,21 +93,51 @@ def load_export(path: Path) -> tuple[Any, str]:
     """(an in-memory Optuna study holding exactly the exported trials, the study's storage as displayed): what
     the report reads. The study is never optimised again."""
     import optuna  # noqa: PLC0415
-    from optuna.distributions import json_to_distribution  # noqa: PLC0415
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         study = optuna.create_study(study_name=data["study_name"], direction=data["direction"].lower())
         for key, value in data["user_attrs"].items():
             study.set_user_attr(key, value)
-        for t in data["trials"]:
-            state = optuna.trial.TrialState[t["state"]]
-            study.add_trial(optuna.trial.create_trial(
-                state=state, value=t["value"] if state == optuna.trial.TrialState.COMPLETE else None,
-                params=t["params"], user_attrs=t["user_attrs"],
-                distributions={k: json_to_distribution(json.dumps(d)) for k, d in t["distributions"].items()},
-                intermediate_values={int(k): v for k, v in t["intermediate_values"].items()}))
+        _add_trials(study, data["trials"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: unreadable study export ({type(e).__name__}: {e}); re-export it with "
                         "python benchmarks/tune.py --report (from the study's storage)") from e
     return study, data["storage"]
+
+
+def _add_trials(study: Any, trials: list[dict]) -> None:
+    """Add exported trials (dicts as `export_study` writes them) to `study`, in their order."""
+    import optuna  # noqa: PLC0415
+    from optuna.distributions import json_to_distribution  # noqa: PLC0415
+
+    for t in trials:
+        state = optuna.trial.TrialState[t["state"]]
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=t["value"] if state == optuna.trial.TrialState.COMPLETE else None,
+            params=t["params"], user_attrs=t["user_attrs"],
+            distributions={k: json_to_distribution(json.dumps(d)) for k, d in t["distributions"].items()},
+            intermediate_values={int(k): v for k, v in t["intermediate_values"].items()}))
+
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")  # exported states a resumed study takes over (RUNNING ones died)
+
+
+def resume_from_export(study: Any, job: TuneJob) -> int:
+    """Seed an empty study with the finished trials of its committed export, `studies/<study>.json`; returns how
+    many. The Optuna storage (sqlite by default) is git-ignored, so a fresh clone or a new machine starts with an
+    empty one: without this, `--trials 8` after 4 committed trials would run 8 more and the export would forget
+    the first 4. A study that already has trials in its storage is left alone (the storage is newer)."""
+    path = export_path(job.name)
+    if study.get_trials(deepcopy=False) or not path.is_file():
+        return 0
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("study_name") != job.name:
+            raise ValueError(f"it names study {data.get('study_name')!r}, not {job.name!r}")
+        trials = [t for t in data["trials"] if t["state"] in FINISHED]
+        _add_trials(study, trials)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: cannot resume the study from this export ({type(e).__name__}: {e}); move it "
+                        "away to start the study afresh") from e
+    return len(trials)

@@ -21,7 +21,7 @@ from genrec.common.registry import unknown_name
 from genrec.data.cache import cached_split
 from genrec.data.splits import SPLITTERS
 from genrec.experiments.tuned import search_path
-from genrec.experiments.tuning.export import export_study
+from genrec.experiments.tuning.export import export_path, export_study, resume_from_export
 from genrec.experiments.tuning.job import TuneJob
 from genrec.experiments.tuning.objective import objective, trial_config
 from genrec.experiments.tuning.storage import (
@@ -89,6 +89,10 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
     check_job(job, trials, workers, timeout)
     storage = make_storage(job.storage_url)
     study = open_study(job, storage)
+    seeded = resume_from_export(study, job)
+    if seeded:
+        log(f"resumed from {export_path(job.name)}: {seeded} finished trials of the committed export (the storage "
+            "had none)")
     stale = fail_stale_trials(study, storage)
     if stale:
         log(f"marked stale RUNNING trials {stale} as FAIL (their worker process is gone)")
