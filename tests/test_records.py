@@ -455,3 +455,29 @@ def test_write_leaderboard_refuses_to_blank_filled_cells_unless_forced(tmp_path)
     assert csv.read_text() == three and "mf,default" in three
     write_leaderboard(recs[:1], meta, tmp_path, force=True)
     assert "mf,default" not in csv.read_text()
+
+
+README_PHONES_ROWS = {"pop": ("pop", "default"), "MF": ("mf", "default"), "LightGCN (RecBole)": ("lightgcn", "default"),
+                      "LightGCN (PyG)": ("lightgcn-pyg", "default"), "SASRec": ("sasrec", "default"),
+                      "ColaRec, LightGCN GIDs": ("colarec", "lightgcn-gids"),
+                      "ColaRec, official GIDs": ("colarec", "official-gids")}
+
+
+def test_the_readme_phones_table_is_the_generated_one():
+    """The README's Phones summary repeats cells of leaderboard/phones.csv: every number, `converged` flag and seed
+    count there must be the generated table's (rounded to 4 places), so a re-run cannot leave the README behind."""
+    import csv  # noqa: PLC0415
+
+    generated = {(r["model"], r["variant"]): r for r in csv.DictReader((ROOT / "leaderboard" / "phones.csv").open())}
+    cols = ["ndcg@20", "train=3/ndcg@20", "train>=10/ndcg@20", "head/ndcg@20", "tail/ndcg@20"]
+    seen = set()
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8 or cells[0] not in README_PHONES_ROWS:
+            continue
+        row = generated[README_PHONES_ROWS[cells[0]]]
+        assert cells[1] == row["n_seeds"] and cells[2].strip("*") == row["converged"], cells[0]
+        shown = [re.sub(r"[()]", "", c).split(" ")[0] for c in cells[3:]]
+        assert shown == [f"{float(row[c]):.4f}" for c in cols], cells[0]
+        seen.add(cells[0])
+    assert seen == set(README_PHONES_ROWS)
