@@ -28,7 +28,13 @@ from genrec.evaluation.context import FitContext
 from genrec.evaluation.evaluate import evaluate
 from genrec.experiments.audit import fit_audited
 from genrec.experiments.guard import TableError
-from genrec.experiments.leaderboard import aggregate, render_markdown, run_costs, write_leaderboard
+from genrec.experiments.leaderboard import (
+    aggregate,
+    render_markdown,
+    run_costs,
+    with_fit_info_columns,
+    write_leaderboard,
+)
 from genrec.experiments.records import (
     REQUIRED,
     RecordError,
@@ -481,3 +487,19 @@ def test_the_readme_phones_table_is_the_generated_one():
         assert shown == [f"{float(row[c]):.4f}" for c in cols], cells[0]
         seen.add(cells[0])
     assert seen == set(README_PHONES_ROWS)
+
+
+def test_the_csv_holds_the_suites_fit_info_columns_per_row():
+    """A suite's `fit_info_columns` (e.g. RQ-VAE build diagnostics) reach the CSV, one column each: the value a row's
+    records share, the seeds' values in seed order where they differ, lists as JSON, blank where absent."""
+    a, b, c = make_record(seed=0), make_record(seed=1), make_record(model="mf", seed=0)
+    a["fit_info"] = {"gid": {"collision_rate": 0.25, "perplexity_per_level": [3.5, 2.0]}, "epochs_run": 12}
+    b["fit_info"] = {"gid": {"collision_rate": 0.25, "perplexity_per_level": [3.5, 2.0]}, "epochs_run": 9}
+    c["fit_info"] = {"epochs_run": 7}
+    df = aggregate([a, b, c], seeds=[0, 1], ks=[10])
+    cols = ["gid.collision_rate", "gid.perplexity_per_level", "epochs_run"]
+    out = with_fit_info_columns(df, [b, c, a], cols).set_index("model")
+    assert out.loc["pop", "fit_info.gid.collision_rate"] == "0.25"
+    assert out.loc["pop", "fit_info.gid.perplexity_per_level"] == "[3.5,2.0]"
+    assert out.loc["pop", "fit_info.epochs_run"] == "12 / 9"
+    assert (out.loc["mf", "fit_info.gid.collision_rate"], out.loc["mf", "fit_info.epochs_run"]) == ("", "7")

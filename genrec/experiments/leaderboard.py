@@ -4,7 +4,8 @@ One row per (model, variant, dataset, split). A row missing any of the suite's s
 blank (never an average over what happens to exist), and so does its `converged` cell. Std is the sample std
 (ddof=1) over seeds, blank for one seed. CSV columns: `model,variant,dataset,split,n_seeds,converged,precision`,
 then `<metric>@<k>` and `<metric>@<k>_std` for every metric, then `<group>/<metric>@<k>` for every group
-(`longtail`, `q1`..`q5`, the suite's training-count bins `train=3`.., `head`, `tail`), then `<group>/n_users`.
+(`longtail`, `q1`..`q5`, the suite's training-count bins `train=3`.., `head`, `tail`), then `<group>/n_users`,
+then `fit_info.<key>` for each of the suite's `fit_info_columns` (`with_fit_info_columns`).
 
 `converged` is `genrec.experiments.curves.convergence` over the row's seeds ("true" only when every seed is,
 "n/a" for models without iterative training); `precision` is each fit's `fit_info["precision"]` (or, for
@@ -15,9 +16,11 @@ suite declares bins), `<suite>_items.png` (all / head / tail items) and `<suite>
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -311,14 +314,42 @@ def _details_section(meta: dict, with_split: bool) -> list[str]:
                  f"{end['seconds']:.0f}" if "seconds" in end else "", info.get("best_epoch", ""),
                  f"{verdict.status} ({verdict.reason})"]
         for col in cols:
-            value = info
-            for part in col.split("."):
-                value = value.get(part, "") if isinstance(value, dict) else ""
+            value = fit_info_value(info, col)
             cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
         body.append(cells)
     headers = [*keys, "precision", "epochs", "steps", "samples", "train s", "best epoch", "converged", *cols]
     return ["", "## Run details (from each record's fit_info)", "",
             tabulate(body, headers, tablefmt="github", disable_numparse=True)]
+
+
+def fit_info_value(info: dict, col: str) -> Any:
+    """The value at dotted path `col` of a record's fit_info (`gid.collision_rate`), "" where it is absent."""
+    value: Any = info
+    for part in col.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return value
+
+
+def with_fit_info_columns(df: pd.DataFrame, records: list[dict], cols: list[str]) -> pd.DataFrame:
+    """`df` plus one column `fit_info.<col>` per suite `fit_info_columns` entry (GID and RQ-VAE build diagnostics,
+    epochs, ...), so the CSV holds what the run details show: per row the value its records share, or the values
+    of its seeds joined by " / " in seed order where they differ; lists as compact JSON; blank where absent."""
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else str(value)
+
+    by_row = defaultdict(list)
+    for r in sorted(records, key=lambda r: r["seed"]):
+        by_row[tuple(r[k] for k in KEY)].append(r.get("fit_info") or {})
+    out = df.copy()
+    for col in cols:
+        cells = []
+        for _, row in df.iterrows():
+            values = list(dict.fromkeys(text(fit_info_value(i, col)) for i in by_row.get(tuple(row[k] for k in KEY), [])))
+            cells.append(" / ".join(values) if values != [""] else "")
+        out[f"fit_info.{col}"] = cells
+    return out
 
 
 def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = None,
@@ -328,12 +359,13 @@ def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = No
     df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
-    refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)),
-                  filled_cells(df.drop(columns=["fit_seconds"]), KEY, ("n_seeds",)), force)
+    table = with_fit_info_columns(df.drop(columns=["fit_seconds"]), records, meta.get("fit_info_columns") or [])
+    refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)), filled_cells(table, KEY, ("n_seeds",)),
+                  force)
     meta = {**meta, "records": records, "plots": write_plots(df, records, meta["suite"], out_dir)}
     if meta.get("compare_to") and records:
         meta["paired"] = paired_rows(records, tuple(meta["compare_to"]), PAIRED_METRICS)
-    atomic_write_text(csv_path, df.drop(columns=["fit_seconds"]).to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md_path, render_markdown(df, meta))
     return md_path, csv_path
 
