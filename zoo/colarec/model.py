@@ -105,10 +105,7 @@ class ColaRec:
         def __post_init__(self) -> None:
             """`bf16: null` becomes a concrete choice here (the preset's, else `train.resolve_bf16` for the
             device), so the precision a run trains in is part of its config and config hash."""
-            if self.bf16 is None:
-                preset = PRESETS.get(self.preset, {}).get("bf16")
-                self.bf16 = train.resolve_bf16(self.device) if preset is None else preset
-                self._precision_auto = preset is None  # the machine chose: see `RunSpec.config_hashes`
+            train.choose_bf16(self, PRESETS)
 
         def resolved(self) -> ColaRec.Config:
             """A copy with every null field filled from the preset, the seq_type and the base defaults."""

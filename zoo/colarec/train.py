@@ -75,6 +75,16 @@ def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict, groups: list) -> 
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def choose_bf16(cfg, presets: dict[str, dict]) -> None:
+    """Fill `cfg.bf16: null` (ColaRec's and TIGER's `Config.__post_init__`): the preset's value, else
+    `resolve_bf16` for `cfg.device`. When the machine chose, `cfg._precision_auto` is set (not a dataclass field,
+    so never hashed): `RunSpec.config_hashes` then accepts a record of the other precision as the same run."""
+    if cfg.bf16 is None:
+        preset = presets.get(cfg.preset, {}).get("bf16")
+        cfg.bf16 = resolve_bf16(cfg.device) if preset is None else preset
+        cfg._precision_auto = preset is None
+
+
 def resolve_bf16(device: str) -> bool:
     """What `bf16: null` means on `device`: bf16 autocast on a CUDA GPU that supports it; on a CPU, bf16 only where
     it is measured faster. AVX2-only CPUs (no `amx_bf16`, no `avx512_bf16`) emulate bf16 (~50x slower): fp32 without

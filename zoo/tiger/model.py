@@ -91,11 +91,8 @@ class Tiger:
         progress: bool = True
 
         def __post_init__(self) -> None:
-            """`bf16: null` becomes a concrete choice (the preset's, else `train.resolve_bf16`), as ColaRec's."""
-            if self.bf16 is None:
-                preset = PRESETS.get(self.preset, {}).get("bf16")
-                self.bf16 = train.resolve_bf16(self.device) if preset is None else preset
-                self._precision_auto = preset is None  # the machine chose: see `RunSpec.config_hashes`
+            """`bf16: null` becomes a concrete choice (`train.choose_bf16`), as ColaRec's."""
+            train.choose_bf16(self, PRESETS)
             if (self.max_history is not None and self.max_history < 1) or self.user_buckets < 0:
                 raise ConfigError(f"tiger: max_history must be >= 1 and user_buckets >= 0, got "
                                   f"{self.max_history} and {self.user_buckets}")
