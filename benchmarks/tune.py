@@ -6,6 +6,7 @@
     python benchmarks/tune.py --model mf --storage postgresql+psycopg2://me@dbhost/optuna   # several machines
     python benchmarks/tune.py --model mf --storage journal:studies/mf.log         # Optuna JournalStorage
     python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
+    python benchmarks/tune.py --model tiger --baseline preset=quick     # one trial is the default config itself
     python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
     python benchmarks/tune.py --report                                  # leaderboard/tuning.md
     optuna-dashboard sqlite:///studies/<study>.db                       # browse a study (pip install optuna-dashboard)
@@ -24,7 +25,9 @@ study to `studies/<study>.json` (committed); the best trial's params go to
 `configs/tuned/<model>-<dataset>-<split>.yaml`, which suites with `tuned: true` apply. `--report` refreshes the
 exports from the local studies (or `--storage`), retrains each study's best config (suite `tuning`; a current
 record in results/tuning/ is reused) for its test metrics and writes `leaderboard/tuning.md` and `.csv`; it
-refuses to replace a table with one that has fewer values unless `--force`.
+refuses to replace a table with one that has fewer values unless `--force`. `--baseline` makes one trial of the
+budget the default config itself (the searched keys at their config/preset values; skipped when the study has it),
+so the study ranks the default under the same machine, precision and budget as its sampled trials.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner (default median)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds (per worker)")
     p.add_argument("--seed", type=int, default=0, help="split/training seed; also seeds the sampler")
+    p.add_argument("--baseline", action="store_true", help="run the default config (the searched keys at their "
+                   "config/preset values) as one of the trials, unless the study has it already")
     p.add_argument("--no-export", action="store_true", help="do not write configs/tuned/<model>-...yaml")
     p.add_argument("--report", action="store_true", help="write leaderboard/tuning.md for all studies and exit")
     p.add_argument("--no-retrain", action="store_true", help="with --report: skip retraining (no test metrics)")
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = TuneJob(args.model, args.dataset, args.split, load_space(args.model, space_file(args.space)), seed=args.seed,
                   overrides=parse_overrides(args.overrides), pruner=args.pruner, storage=args.storage)
-    study = tune(job, args.trials, args.workers, args.timeout, command)
+    study = tune(job, args.trials, args.workers, args.timeout, command, baseline=args.baseline)
     c = counts(study)
     print(f"study {study.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed")
     missing = args.trials - c["COMPLETE"] - c["PRUNED"]

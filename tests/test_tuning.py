@@ -313,6 +313,23 @@ def test_a_fresh_clone_resumes_a_study_from_its_committed_export(tiny, tmp_path)
     assert len(_load(job).get_trials()) == 3
 
 
+def test_baseline_runs_the_default_config_once_as_a_trial_of_the_budget(tiny, tmp_path):
+    """`--baseline`: the study's next trial is the fixed config's own values of the searched keys (lr from an
+    override, dim from the Config default), counted in the budget, and never queued a second time."""
+    job = tiny_job(f"sqlite:///{tmp_path / 's.db'}", overrides={"lr": 0.02})
+    logs: list[str] = []
+    tune(job, trials=2, log=logs.append, baseline=True)
+    trials = _load(job).get_trials()
+    assert len(trials) == 2 and trials[0].params == {"lr": 0.02, "dim": 8} and trials[1].params != trials[0].params
+    tune(job, trials=3, log=logs.append, baseline=True)
+    trials = _load(job).get_trials()
+    assert len(trials) == 3 and sum(t.params == {"lr": 0.02, "dim": 8} for t in trials) == 1
+    assert any("already a trial of the study" in m for m in logs)
+    with pytest.raises(ConfigError, match=r"lr=0\.5, outside the searched space"):
+        tune(tiny_job(f"sqlite:///{tmp_path / 't.db'}", overrides={"lr": 0.5}), trials=1, baseline=True,
+             log=lambda msg: None)
+
+
 def test_report_re_renders_from_the_committed_exports_alone(tiny, tmp_path, monkeypatch):
     """A fresh clone holds `studies/*.json` and results/tuning records, no sqlite file and no cache: `--report`
     renders the same tuning.md and tuning.csv (importances included); without exports it refuses to blank it."""

@@ -82,11 +82,33 @@ def check_job(job: TuneJob, trials: int, workers: int, timeout: float | None = N
     cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
 
 
+def default_params(job: TuneJob) -> dict:
+    """The searched keys at the values the study's fixed config gives them (files < overrides, then the model's
+    preset where the Config fills nulls from one): the configuration a study should beat. A value outside the
+    searched space is a ConfigError naming the key, since the sampler could not represent it."""
+    cfg, _ = trial_config(job, {}, where=f"{job.model} (default config)")
+    cfg = cfg.resolved() if hasattr(cfg, "resolved") else cfg
+    params = {k: getattr(cfg, k) for k in job.space}
+    for k, p in job.space.items():
+        v = params[k]
+        inside = v in p.choices if p.distribution == "categorical" else (v is not None and p.low <= v <= p.high)
+        if not inside:
+            where = p.choices if p.distribution == "categorical" else f"[{p.low}, {p.high}]"
+            raise ConfigError(f"--baseline: the default {job.model} config has {k}={v!r}, outside the searched "
+                              f"space {where} ({search_path(job.model).name}); widen the space or drop --baseline")
+    return params
+
+
 def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = None, command: str = "",
-         log=print) -> Any:
+         log=print, baseline: bool = False) -> Any:
     """Bring the study to `trials` COMPLETE or PRUNED trials (resuming it), with `workers` processes; export it
-    (`export.export_study`, the file `--report` reads) and return it."""
+    (`export.export_study`, the file `--report` reads) and return it.
+
+    `baseline`: the next trial runs the default config (`default_params`) unless a trial with those params is
+    already in the study, so the study ranks the default under the same machine, precision and budget as its
+    sampled trials (a trial of the budget, not an extra one)."""
     check_job(job, trials, workers, timeout)
+    base = default_params(job) if baseline else None
     storage = make_storage(job.storage_url)
     study = open_study(job, storage)
     seeded = resume_from_export(study, job)
@@ -102,6 +124,12 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         study.set_user_attr("command", command)
     c = counts(study)
     done = sum(c[s] for s in COUNTED)
+    if base is not None and done + c["RUNNING"] < trials:
+        if any(t.params == base for t in study.get_trials()):
+            log(f"baseline {base}: already a trial of the study")
+        else:
+            study.enqueue_trial(base, skip_if_exists=True)
+            log(f"baseline {base}: queued as the next trial")
     todo = shares(trials - done - c["RUNNING"], workers)
     failed = f", {c['FAIL']} failed (not counted: they are retried)" if c["FAIL"] else ""
     log(f"study {job.name} at {display_url(job.storage_url)}: {done} trials finished{failed}, {c['RUNNING']} "
