@@ -466,7 +466,7 @@ def test_write_leaderboard_refuses_to_blank_filled_cells_unless_forced(tmp_path)
 README_PHONES_ROWS = {"pop": ("pop", "default"), "MF": ("mf", "default"), "LightGCN (RecBole)": ("lightgcn", "default"),
                       "LightGCN (PyG)": ("lightgcn-pyg", "default"), "SASRec": ("sasrec", "default"),
                       "ColaRec, LightGCN GIDs": ("colarec", "lightgcn-gids"),
-                      "ColaRec, official GIDs": ("colarec", "official-gids")}
+                      "ColaRec, official GIDs": ("colarec", "official-gids"), "TIGER": ("tiger", "default")}
 
 
 def test_the_readme_phones_table_is_the_generated_one():
