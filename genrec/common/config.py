@@ -163,6 +163,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 NEUTRAL_DEFAULT = {"hash_neutral_default": True}  # field metadata: see `hash_view`
 
 
+def filled(cfg: Any) -> Any:
+    """The config a model actually runs: `cfg.resolved()` where its Config fills null fields from a preset
+    (ColaRec, TIGER), else `cfg` itself."""
+    return cfg.resolved() if callable(getattr(cfg, "resolved", None)) else cfg
+
+
 def hash_view(cfg: Any) -> dict[str, Any]:
     """`to_dict(cfg)` without the fields marked `metadata=NEUTRAL_DEFAULT` that hold their default value.
 

@@ -20,6 +20,7 @@ from genrec.common.config import (
     build,
     check_seeds,
     config_hash,
+    filled,
     hash_view,
     load_yaml,
     model_layers,
@@ -78,7 +79,7 @@ class RunSpec:
         """Everything that determines the run's result (hashed into `config_hash`). A config with presets
         (`Config.resolved()`: ColaRec, TIGER) is hashed with its null fields filled from the preset, so editing a
         preset makes its earlier records stale instead of silently "done"."""
-        cfg = self.config.resolved() if callable(getattr(self.config, "resolved", None)) else self.config
+        cfg = filled(self.config)
         return {"model": self.model, "variant": self.variant, "dataset": self.dataset, "split": self.split,
                 "split_params": self.split_params, "seed": self.seed, "model_config": hash_view(cfg),
                 "eval": hash_view(self.eval)}

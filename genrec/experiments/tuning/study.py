@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from genrec.common import registry
-from genrec.common.config import check_seeds, config_hash
+from genrec.common.config import check_seeds, config_hash, filled
 from genrec.common.errors import BenchError, ConfigError
 from genrec.common.registry import unknown_name
 from genrec.data.cache import cached_split
@@ -86,8 +86,7 @@ def default_params(job: TuneJob) -> dict:
     """The searched keys at the values the study's fixed config gives them (files < overrides, then the model's
     preset where the Config fills nulls from one): the configuration a study should beat. A value outside the
     searched space is a ConfigError naming the key, since the sampler could not represent it."""
-    cfg, _ = trial_config(job, {}, where=f"{job.model} (default config)")
-    cfg = cfg.resolved() if hasattr(cfg, "resolved") else cfg
+    cfg = filled(trial_config(job, {}, where=f"{job.model} (default config)")[0])
     params = {k: getattr(cfg, k) for k in job.space}
     for k, p in job.space.items():
         v = params[k]
