@@ -298,6 +298,29 @@ def test_phones_release_with_official_gids_trains_and_evaluates(phones_dir, tmp_
     assert 0.0 <= res.means()["ndcg@20"] <= 1.0
 
 
+def test_cached_beam_search_equals_the_recomputing_reference():
+    """The key/value-cache decoding (the default) and the reference that recomputes every beam's prefix give the
+    same ranked items and scores, at widths where beams are pruned and reordered every step (a cache left in
+    the old beam order scores the wrong prefixes); under bf16 autocast the same scores up to bf16 rounding
+    (the two paths round activations differently, so near-ties may order differently: items are not compared)."""
+    ds, split = synthetic()
+    m = built(split)
+    _peaky(m)
+    x = m.data.user_batch(np.arange(8))
+    with torch.no_grad():
+        states = m.net.encode(x, 1)
+        for width in (2, 5, split.n_items):
+            items, scores, _ = beam.beam_search(m.net, states, x.mask, m.index, width)
+            ref, ref_scores, _ = beam.beam_search(m.net, states, x.mask, m.index, width, cache=False)
+            assert items.shape == (8, width) and torch.equal(items, ref), width
+            torch.testing.assert_close(scores, ref_scores, atol=1e-5, rtol=0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            states = m.net.encode(x, 1)
+            _, scores, _ = beam.beam_search(m.net, states, x.mask, m.index, 5)
+            _, ref_scores, _ = beam.beam_search(m.net, states, x.mask, m.index, 5, cache=False)
+        torch.testing.assert_close(scores, ref_scores, atol=2e-2, rtol=0)
+
+
 def test_network_and_beam_search_create_no_tensor_off_their_inputs_device():
     """The GPU path without a GPU: inside `torch.device("meta")` every tensor created without an explicit device
     lands on `meta`, and an op mixing it with the real (CPU) inputs raises. So a tensor made on the default device

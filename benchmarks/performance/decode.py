@@ -4,7 +4,9 @@ Users/s of `beam.beam_search` (encoder included) at widths 20 and 100 on the `qu
 GIDs, 256 ml-100k users in the model's evaluation batches, fp32), and the speed-up over HF
 `generate(num_beams=W, prefix_allowed_tokens_fn=trie)` on the same model and users, whose output must be the same
 items in the same order (score lists within 1e-5; items may differ only among tied scores, which untrained models
-produce many of). The section fails, writing no rows, when the score lists differ.
+produce many of), and the speed-up of the self-attention key/value cache (`cache=True`, the default) over the
+reference path that recomputes every beam's prefix each step. The section fails, writing no rows, when any two
+score lists differ.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ def run(bench: Bench) -> None:
     batches = user_batches(model, n_users)
     hf_model, allowed = HFColaRec(net), trie_fn(codes)
 
-    def ours(width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def ours(width: int, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         out = []
         with torch.no_grad():
             for x in batches:
-                items, scores, _ = beam.beam_search(net, net.encode(x, 1), x.mask, index, width)
+                items, scores, _ = beam.beam_search(net, net.encode(x, 1), x.mask, index, width, cache=cache)
                 out.append((items, scores))
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
@@ -63,7 +65,18 @@ def run(bench: Bench) -> None:
               f"(max score gap {gap:.1e}; {tie_orders[width]} users differ only in the order of tied scores)",
               flush=True)
 
-    # 3. the speed-up
+    # 3. the key/value cache against the reference path that recomputes every prefix (same outputs first)
+    (a_items, a_scores), (b_items, b_scores) = ours(100), ours(100, cache=False)
+    gap = float((a_scores - b_scores).abs().max())
+    if gap > 1e-5:
+        raise AssertionError(f"cached beam search != recomputing reference: score lists differ by {gap:.2e}")
+    t_ref = timed(lambda: ours(100, cache=False), repeat=1 if bench.smoke else 3)
+    bench.row("beam_cache_speedup", t_ref / t_ours[100], "x",
+              f"beam_search(cache=False) time / cache=True (the default) at width 100; identical score lists (max "
+              f"gap {gap:.1e}), items differ only among tied scores for {int((a_items != b_items).any(1).sum())} "
+              f"users; {setup}")
+
+    # 4. the speed-up over HF generate
     bench.row("beam_speedup_vs_hf", t_hf[100] / t_ours[100], "x",
               f"HF generate time / ours at width 100 (width 20: {t_hf[20] / t_ours[20]:.2f}x); identical score lists "
               f"(within 1e-5) for all {n_users} users at both widths; items differ only among tied scores, for "

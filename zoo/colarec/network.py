@@ -160,6 +160,43 @@ class ColaRecNet(nn.Module):
         x = self.decoder.final_layer_norm(x)
         return self._heads(x[:, -1:], t - 1)[:, 0]
 
+    def step_logits(self, last: torch.Tensor, t: int, kv: list, mask: torch.Tensor,
+                    past: list | None) -> tuple[torch.Tensor, list]:
+        """`next_logits` with a self-attention cache: only the newest decoder input is run through the stack.
+
+        `last` `[B*W]` is the decoder input at position `t` (0: the start token), `past` holds per layer the
+        self-attention keys/values of positions < t, `[B*W, H, t, dk]` each (None at t = 0), in the row order of
+        `last`. Returns the logits `[B*W, K+1]` of GID position t and `past` with position t appended. The keys and
+        values of a position depend only on the prefix up to it (causal attention), so this is `next_logits`'
+        computation without its recomputation of positions < t: the same logits up to float rounding (checked by
+        `tests/test_colarec.py`); decoding runs length tokens per beam instead of length * (length + 1) / 2.
+        """
+        x = self.dec_in[t](last).unsqueeze(1)  # [n, 1, d]
+        n, b = x.shape[0], kv[0][0].shape[0]
+        neg = torch.finfo(torch.float32).min
+        enc_bias = torch.where(mask.bool(), 0.0, neg)[:, None, None, :]
+        bias, new_past = None, []
+        for i, (block, (k_enc, v_enc)) in enumerate(zip(self.decoder.block, kv, strict=True)):
+            sa, ca, ff = block.layer
+            att = sa.SelfAttention
+            if bias is None:  # the last query row of the full relative-position bias (no causal mask needed)
+                bias = att.compute_bias(t + 1, t + 1, device=x.device)[:, :, -1:, :]
+            h = sa.layer_norm(x)
+            q, k, v = (_split_heads(lin(h), att) for lin in (att.q, att.k, att.v))
+            if past is not None:
+                k, v = torch.cat([past[i][0], k], 2), torch.cat([past[i][1], v], 2)
+            new_past.append((k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
+            x = x + att.o(out.transpose(1, 2).reshape(n, 1, -1))
+            cross = ca.EncDecAttention
+            q = _split_heads(cross.q(ca.layer_norm(x)).reshape(b, n // b, -1), cross)
+            out = F.scaled_dot_product_attention(q, k_enc.to(q.dtype), v_enc.to(q.dtype),
+                                                 attn_mask=enc_bias.to(q.dtype), scale=1.0)
+            x = x + cross.o(out.transpose(1, 2).reshape(n, 1, -1))
+            x = ff(x)
+        x = self.decoder.final_layer_norm(x)
+        return self._heads(x, t)[:, 0], new_past
+
     # ----- training ----------------------------------------------------------------------------------------
     def losses(self, batch: dict, w: dict) -> dict[str, torch.Tensor]:
         """All loss terms of one step; `w` holds the switches and weights (see `ColaRec.Config`).

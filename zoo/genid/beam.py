@@ -7,7 +7,8 @@ log-probs, `length` steps (the eos id is out of range, so every hypothesis has f
 Speed: the trie is stored per level as dense tables indexed by prefix row (`allowed[t][row, code]`,
 `child[t][row, code]` = row of the extended prefix, or the item id at the last level), so each step is one
 gather + masked log_softmax + topk over `[users, beams * (K+1)]`. Encoder states and cross-attention keys are
-computed once per user; dead beams (fewer live prefixes than W) are dropped from the batch.
+computed once per user; dead beams (fewer live prefixes than W) are dropped from the batch; the decoder runs
+one token per beam and step over a self-attention key/value cache (`cache=True`, the default).
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ class PrefixIndex:
 
 @torch.no_grad()
 def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixIndex, beam: int,
-                logit_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, int]:
+                logit_scale: float = 1.0, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Top-`beam` items per user by constrained beam search.
+
+    `cache` runs the decoder one token per step with a self-attention key/value cache (`net.step_logits`, the
+    cache reordered with the beams); `cache=False` is the reference path that recomputes every beam's whole
+    prefix each step (`net.next_logits`). Both give the same items and scores up to float rounding.
 
     Returns:
         items `[B, W]` (int64, -1 where fewer than W hypotheses exist), their summed log-probs (best first),
@@ -62,10 +67,14 @@ def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixInde
     score = torch.zeros(b, 1, device=dev)
     seq = torch.zeros(b, 1, 1, dtype=torch.long, device=dev)  # decoder inputs, starting with 0
     k1 = index.K + 1
-    invalid = 0
+    invalid, past = 0, None
     for t in range(index.length):
         w = rows.shape[1]
-        logits = net.next_logits(seq.reshape(b * w, t + 1), kv, mask).float() * logit_scale
+        if cache:
+            logits, past = net.step_logits(seq[:, :, -1].reshape(b * w), t, kv, mask, past)
+        else:
+            logits = net.next_logits(seq.reshape(b * w, t + 1), kv, mask)
+        logits = logits.float() * logit_scale
         logp = torch.log_softmax(logits, -1).view(b, w, k1)
         cand = torch.where(index.allowed[t][rows], score.unsqueeze(-1) + logp, -torch.inf).view(b, -1)
         live = int(torch.isfinite(cand).sum(1).max())
@@ -75,6 +84,9 @@ def beam_search(net, states: torch.Tensor, mask: torch.Tensor, index: PrefixInde
         invalid += int(((rows < 0) & torch.isfinite(score)).sum())
         rows = rows.clamp_min(0)
         seq = torch.cat([seq.gather(1, parent.unsqueeze(-1).expand(-1, -1, t + 1)), code.unsqueeze(-1)], -1)
+        if cache and t + 1 < index.length:  # each surviving beam takes its parent's keys/values
+            pick = (parent + w * torch.arange(b, device=dev).unsqueeze(1)).reshape(-1)
+            past = [(k.index_select(0, pick), v.index_select(0, pick)) for k, v in past]
     items = torch.where(torch.isfinite(score), rows, -1)
     return items, score, invalid
 

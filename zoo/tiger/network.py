@@ -48,6 +48,7 @@ class TigerNet(nn.Module):
     gid_logits = ColaRecNet.gid_logits
     cross_kv = ColaRecNet.cross_kv
     next_logits = ColaRecNet.next_logits
+    step_logits = ColaRecNet.step_logits
 
     def encode(self, x: TokenBatch, task: int = 1) -> torch.Tensor:
         """Encoder states `[B, L, d]` (`task` is ignored: the signature `ColaRec.recommend` calls)."""
