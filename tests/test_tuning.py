@@ -34,7 +34,7 @@ from genrec.common.errors import ConfigError, DataError
 from genrec.experiments.guard import TableError
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
-from genrec.experiments.tuning.report import write_report
+from genrec.experiments.tuning.report import trial_verdict, write_report
 from tests.conftest import synthetic_dataset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -291,8 +291,22 @@ def test_export_roundtrip_and_report(tiny, tmp_path):
     assert (tmp_path / "studies" / f"{job.name}.json").is_file()  # tune exported the study
     md = write_report(retrain=True).read_text()
     assert f"## {job.name}" in md and "Top-5 trials" in md and "Parameter importances" in md
-    assert "test metrics of the best configuration retrained: ndcg@10 0." in md
-    assert "3/0/0" in md
+    assert "test metrics of the best configuration retrained: ndcg@10 0." in md and ", converged " in md
+    assert "3/0/0" in md and "| converged " in md
+
+
+def test_trial_verdict_shows_a_trial_cut_while_rising():
+    """The top-trials table gives each trial its epochs and the convergence rule's verdict on its reported curve,
+    so trials a wall-clock budget stopped unevenly are visible (the TIGER study: the preset cut at epoch 9)."""
+
+    def trial(values):
+        return optuna.trial.create_trial(params={}, distributions={}, value=max(values),
+                                         intermediate_values=dict(enumerate(values, 1)))
+
+    assert trial_verdict(trial([0.05, 0.07, 0.08, 0.09])) == (4, "false")  # +12.5% in the last quarter
+    assert trial_verdict(trial([0.05, 0.09, 0.08, 0.08])) == (4, "true")  # best not among the last two
+    assert trial_verdict(trial([0.05, 0.06])) == (2, "false")  # too few validations
+    assert trial_verdict(optuna.trial.create_trial(params={}, distributions={}, value=0.1)) == (None, "false")
 
 
 def test_a_fresh_clone_resumes_a_study_from_its_committed_export(tiny, tmp_path):

@@ -3,7 +3,9 @@
 
 Per study: the best validation value and its parameters, the test metrics of the best configuration retrained
 once (suite `tuning`, whose committed records are reused; the only place test metrics of a study appear;
-`retrain=False` skips it), trial counts (complete / pruned / failed), the top-5 trials, fANOVA parameter
+`retrain=False` skips it) with its epochs run and whether it converged, trial counts (complete / pruned /
+failed), the top-5 trials (each with the epochs it reported and whether its validation curve converged by the
+benchmark's rule: a wall-clock `time_budget_min` can cut trials unevenly), fANOVA parameter
 importances (seeded, so a re-render gives the same numbers) where Optuna can compute them, and the errors of
 failed trials. Rendered by `python benchmarks/tune.py --report`, which first refreshes the exports from the local
 storages (`studies/*.db`, or `--storage URL`); on a fresh clone it reads the committed exports alone. A render
@@ -20,6 +22,7 @@ import pandas as pd
 
 from genrec.common.paths import leaderboard_dir
 from genrec.common.util import atomic_write_text
+from genrec.experiments.curves import convergence
 from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
 from genrec.experiments.runner import run_one, status
 from genrec.experiments.tuning import (
@@ -121,7 +124,9 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
     row = {"study": study.study_name, "model": job.model, "dataset": job.dataset, "split": job.split,
            "budget": budget_s, "complete/pruned/failed": f"{c['COMPLETE']}/{c['PRUNED']}/{c['FAIL']}",
            f"best valid {metric}": best.value if best else None,
-           **{f"test {k}": v for k, v in test.items() if isinstance(v, float)}}
+           **{f"test {k}": v for k, v in test.items() if isinstance(v, float)},
+           **({"retrain epochs": test["epochs"], "retrain converged": test["converged"]} if "converged" in test
+              else {})}
     lines = [f"## {study.study_name}", "",
              f"- model `{job.model}`, dataset `{job.dataset}`, split `{job.split}`, seed {job.seed}, "
              f"overrides `{job.overrides}`", f"- storage `{storage}`; budget {budget_s}; "
@@ -146,7 +151,18 @@ def retrain_best(job: TuneJob, params: dict, log=print) -> dict:
     except Exception as e:  # a report must still render; the cell says why it is missing
         return {"retrain error": f"{type(e).__name__}: {e}"}
     keys = [k for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if k in record["metrics"]]
-    return {k: float(record["metrics"][k]) for k in keys}
+    fit = record.get("fit_info") or {}
+    return {**{k: float(record["metrics"][k]) for k in keys}, "epochs": fit.get("epochs_run", fit.get("epochs", "n/a")),
+            "converged": convergence(fit).status}
+
+
+def trial_verdict(trial: Any) -> tuple[int | None, str]:
+    """(last reported epoch, converged by `genrec.experiments.curves`' rule) of a trial, from the validation
+    values it reported per epoch (a trial stopped early by a wall-clock `time_budget_min` shows fewer epochs,
+    and `false` when it was cut while still rising)."""
+    points = sorted((int(e), float(v)) for e, v in trial.intermediate_values.items())
+    curve = [{"epoch": e, "valid_metric": v} for e, v in points]
+    return (points[-1][0] if points else None), convergence({"curve": curve}).status
 
 
 def top_trials(study: Any, metric: str, n: int = 5) -> list[str]:
@@ -154,7 +170,8 @@ def top_trials(study: Any, metric: str, n: int = 5) -> list[str]:
 
     done = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
                   key=lambda t: -t.value)[:n]
-    rows = [{"trial": t.number, f"valid {metric}": t.value, **t.params} for t in done]
+    rows = [{"trial": t.number, f"valid {metric}": t.value, **dict(zip(("epochs", "converged"), trial_verdict(t),
+                                                                       strict=True)), **t.params} for t in done]
     return [f"Top-{n} trials:", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g")] if rows \
         else ["No completed trial."]
 
