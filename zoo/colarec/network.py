@@ -133,31 +133,15 @@ class ColaRecNet(nn.Module):
 
         The same computation as the T5Stack decoder in eval mode (checked against `gid_logits` by the
         exhaustive-scoring test), written out so that cross-attention folds the W beams of a user into the
-        query axis: the user's keys/values are never copied per beam. The <= `length` prefix is recomputed.
+        query axis: the user's keys/values are never copied per beam. The <= `length` prefix is recomputed
+        (the reference path of `step_logits`).
         """
         x = self._dec_embed(prefix)
-        n, t, _ = x.shape
-        b = kv[0][0].shape[0]
+        t = x.shape[1]
         neg = torch.finfo(torch.float32).min
-        enc_bias = torch.where(mask.bool(), 0.0, neg)[:, None, None, :]
         causal = torch.full((t, t), neg, device=x.device).triu(1)
-        bias = None
-        for block, (k_enc, v_enc) in zip(self.decoder.block, kv, strict=True):
-            sa, ca, ff = block.layer
-            att = sa.SelfAttention
-            if bias is None:
-                bias = att.compute_bias(t, t, device=x.device) + causal
-            h = sa.layer_norm(x)
-            q, k, v = (_split_heads(lin(h), att) for lin in (att.q, att.k, att.v))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
-            x = x + att.o(out.transpose(1, 2).reshape(n, t, -1))
-            cross = ca.EncDecAttention
-            q = _split_heads(cross.q(ca.layer_norm(x)).reshape(b, (n // b) * t, -1), cross)
-            out = F.scaled_dot_product_attention(q, k_enc.to(q.dtype), v_enc.to(q.dtype),
-                                                 attn_mask=enc_bias.to(q.dtype), scale=1.0)
-            x = x + cross.o(out.transpose(1, 2).reshape(n, t, -1))
-            x = ff(x)
-        x = self.decoder.final_layer_norm(x)
+        bias = self.decoder.block[0].layer[0].SelfAttention.compute_bias(t, t, device=x.device) + causal
+        x, _ = self._decoder_layers(x, kv, mask, bias, None)
         return self._heads(x[:, -1:], t - 1)[:, 0]
 
     def step_logits(self, last: torch.Tensor, t: int, kv: list, mask: torch.Tensor,
@@ -172,30 +156,37 @@ class ColaRecNet(nn.Module):
         `tests/test_colarec.py`); decoding runs length tokens per beam instead of length * (length + 1) / 2.
         """
         x = self.dec_in[t](last).unsqueeze(1)  # [n, 1, d]
-        n, b = x.shape[0], kv[0][0].shape[0]
-        neg = torch.finfo(torch.float32).min
-        enc_bias = torch.where(mask.bool(), 0.0, neg)[:, None, None, :]
-        bias, new_past = None, []
+        # the last query row of the full relative-position bias (no causal mask needed: it sees every key)
+        bias = self.decoder.block[0].layer[0].SelfAttention.compute_bias(t + 1, t + 1, device=x.device)[:, :, -1:]
+        x, past = self._decoder_layers(x, kv, mask, bias, past)
+        return self._heads(x, t)[:, 0], past
+
+    def _decoder_layers(self, x: torch.Tensor, kv: list, mask: torch.Tensor, bias: torch.Tensor,
+                        past: list | None) -> tuple[torch.Tensor, list]:
+        """The decoder stack in eval mode over the queries `x` `[B*W, q, d]` (the last q positions), their
+        self-attention `bias` `[1, H, q, keys]`, and `past` keys/values of the earlier positions (or None);
+        returns the final-layer-normed states and every layer's keys/values including the new positions."""
+        n, q, _ = x.shape
+        b = kv[0][0].shape[0]
+        enc_bias = torch.where(mask.bool(), 0.0, torch.finfo(torch.float32).min)[:, None, None, :]
+        new_past = []
         for i, (block, (k_enc, v_enc)) in enumerate(zip(self.decoder.block, kv, strict=True)):
             sa, ca, ff = block.layer
             att = sa.SelfAttention
-            if bias is None:  # the last query row of the full relative-position bias (no causal mask needed)
-                bias = att.compute_bias(t + 1, t + 1, device=x.device)[:, :, -1:, :]
             h = sa.layer_norm(x)
-            q, k, v = (_split_heads(lin(h), att) for lin in (att.q, att.k, att.v))
+            qs, k, v = (_split_heads(lin(h), att) for lin in (att.q, att.k, att.v))
             if past is not None:
                 k, v = torch.cat([past[i][0], k], 2), torch.cat([past[i][1], v], 2)
             new_past.append((k, v))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
-            x = x + att.o(out.transpose(1, 2).reshape(n, 1, -1))
+            out = F.scaled_dot_product_attention(qs, k, v, attn_mask=bias.to(qs.dtype), scale=1.0)
+            x = x + att.o(out.transpose(1, 2).reshape(n, q, -1))
             cross = ca.EncDecAttention
-            q = _split_heads(cross.q(ca.layer_norm(x)).reshape(b, n // b, -1), cross)
-            out = F.scaled_dot_product_attention(q, k_enc.to(q.dtype), v_enc.to(q.dtype),
-                                                 attn_mask=enc_bias.to(q.dtype), scale=1.0)
-            x = x + cross.o(out.transpose(1, 2).reshape(n, 1, -1))
+            qs = _split_heads(cross.q(ca.layer_norm(x)).reshape(b, (n // b) * q, -1), cross)
+            out = F.scaled_dot_product_attention(qs, k_enc.to(qs.dtype), v_enc.to(qs.dtype),
+                                                 attn_mask=enc_bias.to(qs.dtype), scale=1.0)
+            x = x + cross.o(out.transpose(1, 2).reshape(n, q, -1))
             x = ff(x)
-        x = self.decoder.final_layer_norm(x)
-        return self._heads(x, t)[:, 0], new_past
+        return self.decoder.final_layer_norm(x), new_past
 
     # ----- training ----------------------------------------------------------------------------------------
     def losses(self, batch: dict, w: dict) -> dict[str, torch.Tensor]:

@@ -49,6 +49,7 @@ class TigerNet(nn.Module):
     cross_kv = ColaRecNet.cross_kv
     next_logits = ColaRecNet.next_logits
     step_logits = ColaRecNet.step_logits
+    _decoder_layers = ColaRecNet._decoder_layers
 
     def encode(self, x: TokenBatch, task: int = 1) -> torch.Tensor:
         """Encoder states `[B, L, d]` (`task` is ignored: the signature `ColaRec.recommend` calls)."""
