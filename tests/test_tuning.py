@@ -35,6 +35,7 @@ from genrec.experiments.guard import TableError
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
 from genrec.experiments.tuning.report import trial_verdict, write_report
+from genrec.experiments.tuning.study import start_workers
 from tests.conftest import synthetic_dataset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -67,6 +68,9 @@ class TinyModel:
             raise RuntimeError("tiny model exploded on purpose")
         if self.config.fail_while and Path(self.config.fail_while).exists():
             raise RuntimeError(f"{self.config.fail_while} is still there")
+        if os.environ.get("GENREC_TINY_FITS"):  # one line per fit, to count how often each config ran
+            with open(os.environ["GENREC_TINY_FITS"], "a") as f:
+                f.write(f"{self.config.lr},{self.config.dim}\n")
         counts = np.bincount(ctx.split.train["item"].to_numpy(), minlength=ctx.split.n_items).astype(np.float32)
         rng = np.random.default_rng([int(self.config.lr * 1e6), self.config.dim])
         for epoch in range(1, self.config.epochs + 1):
@@ -342,6 +346,49 @@ def test_baseline_runs_the_default_config_once_as_a_trial_of_the_budget(tiny, tm
     with pytest.raises(ConfigError, match=r"lr=0\.5, outside the searched space"):
         tune(tiny_job(f"sqlite:///{tmp_path / 't.db'}", overrides={"lr": 0.5}), trials=1, baseline=True,
              log=lambda msg: None)
+
+
+def test_the_baseline_trial_runs_once_with_several_workers_on_sqlite(tiny, tmp_path, monkeypatch):
+    """SQLite cannot lock a row, so two workers starting together both popped the queued baseline trial and fitted
+    it twice (optuna/optuna#4621); the launcher now starts the other workers only once the first has taken it."""
+    fits = tmp_path / "fits.txt"
+    monkeypatch.setenv("GENREC_TINY_FITS", str(fits))
+    job = tiny_job(f"sqlite:///{tmp_path / 's.db'}", overrides={"lr": 0.02})
+    tune(job, trials=4, workers=2, log=lambda msg: None, baseline=True)
+    lines = fits.read_text().splitlines()
+    trials = _load(job).get_trials()
+    assert len(trials) == 4 and sum(t.params == {"lr": 0.02, "dim": 8} for t in trials) == 1
+    assert len(lines) == 4 and lines.count("0.02,8") == 1, lines
+
+
+def test_workers_start_only_once_the_first_has_taken_the_queued_trial():
+    """The launch order behind the test above, without relying on a race: while the study shows a WAITING trial
+    (here for three polls), only the first worker has been started."""
+    from optuna.trial import TrialState
+
+    class Proc:
+        started = False
+
+        def start(self):
+            self.started = True
+
+        def is_alive(self):
+            return True
+
+    @dataclass
+    class Trial:
+        state: TrialState
+
+    procs = [Proc(), Proc(), Proc()]
+    polls = []
+
+    class Study:
+        def get_trials(self, deepcopy=True):
+            polls.append([p.started for p in procs])
+            return [Trial(TrialState.WAITING if len(polls) <= 3 else TrialState.RUNNING)]
+
+    start_workers(procs, Study(), poll_s=0.0)
+    assert polls == [[True, False, False]] * 4 and all(p.started for p in procs)
 
 
 def test_report_re_renders_from_the_committed_exports_alone(tiny, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from typing import Any
 
 from genrec.common import registry
@@ -60,6 +61,19 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         if multiprocessing.parent_process() is None:
             raise
         sys.exit(130)
+
+
+def start_workers(procs: list, study: Any, poll_s: float = 0.2) -> None:
+    """Start the worker processes; while the study holds a queued (WAITING) trial, the others only once the first
+    has taken it. SQLite cannot lock a row, so workers starting together can each pop the same queued trial (the
+    `--baseline` one) and fit it twice (optuna/optuna#4621; seen with `--workers 2`)."""
+    from optuna.trial import TrialState  # noqa: PLC0415
+
+    procs[0].start()
+    while procs[0].is_alive() and any(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+        time.sleep(poll_s)
+    for p in procs[1:]:
+        p.start()
 
 
 def check_job(job: TuneJob, trials: int, workers: int, timeout: float | None = None) -> None:
@@ -142,8 +156,7 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         env = {k: v for k, v in os.environ.items() if k.startswith("GENREC_")}  # the server may be older
         procs = [mp.Process(target=run_worker, args=(job, n, trials, timeout, s, env))
                  for n, s in zip(todo, seeds, strict=True)]
-        for p in procs:
-            p.start()
+        start_workers(procs, study)
         for p in procs:
             p.join()
         bad = [p.exitcode for p in procs if p.exitcode != 0]
