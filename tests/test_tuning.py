@@ -30,7 +30,7 @@ import pytest
 
 from genrec.common import registry
 from genrec.common.config import build
-from genrec.common.errors import ConfigError, DataError
+from genrec.common.errors import BenchError, ConfigError, DataError
 from genrec.experiments.guard import TableError
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
@@ -68,6 +68,8 @@ class TinyModel:
             raise RuntimeError("tiny model exploded on purpose")
         if self.config.fail_while and Path(self.config.fail_while).exists():
             raise RuntimeError(f"{self.config.fail_while} is still there")
+        if os.environ.get("GENREC_TINY_EXIT") and _claim(Path(os.environ["GENREC_TINY_EXIT"])):
+            os._exit(3)  # a worker process that dies (one, whichever claims the file first)
         if os.environ.get("GENREC_TINY_FITS"):  # one line per fit, to count how often each config ran
             with open(os.environ["GENREC_TINY_FITS"], "a") as f:
                 f.write(f"{self.config.lr},{self.config.dim}\n")
@@ -359,6 +361,17 @@ def test_the_baseline_trial_runs_once_with_several_workers_on_sqlite(tiny, tmp_p
     trials = _load(job).get_trials()
     assert len(trials) == 4 and sum(t.params == {"lr": 0.02, "dim": 8} for t in trials) == 1
     assert len(lines) == 4 and lines.count("0.02,8") == 1, lines
+
+
+def test_a_dead_worker_fails_the_command_but_the_others_trials_are_exported(tiny, tmp_path, monkeypatch):
+    flag = tmp_path / "die"
+    flag.touch()
+    monkeypatch.setenv("GENREC_TINY_EXIT", str(flag))
+    job = tiny_job(f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(BenchError, match="1 tuning worker"):
+        tune(job, trials=4, workers=2, log=lambda msg: None)
+    exported = json.loads((tmp_path / "studies" / f"{job.name}.json").read_text())
+    assert sum(t["state"] == "COMPLETE" for t in exported["trials"]) >= 1
 
 
 def test_workers_start_only_once_the_first_has_taken_the_queued_trial():

@@ -160,7 +160,8 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         for p in procs:
             p.join()
         bad = [p.exitcode for p in procs if p.exitcode != 0]
-        if bad:
+        if bad:  # the finished trials are exported first: a crashed worker must not cost the others' work
+            log(f"exported {export_study(study, job.storage_url)}")
             raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad}); rerun to resume")
     log(f"exported {export_study(study, job.storage_url)}")
     return study
