@@ -148,6 +148,7 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
     log(f"study {job.name} at {display_url(job.storage_url)}: {done} trials finished{failed}, {c['RUNNING']} "
         f"running, {sum(todo)} to run on {len(todo)} worker(s)")
     seeds = [int(config_hash({"seed": job.seed, "done": done, "worker": i}), 16) % 2**31 for i in range(len(todo))]
+    bad: list[int | None] = []
     if len(todo) == 1:
         run_worker(job, todo[0], trials, timeout, seeds[0])
     elif todo:
@@ -160,8 +161,7 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         for p in procs:
             p.join()
         bad = [p.exitcode for p in procs if p.exitcode != 0]
-        if bad:  # the finished trials are exported first: a crashed worker must not cost the others' work
-            log(f"exported {export_study(study, job.storage_url)}")
-            raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad}); rerun to resume")
-    log(f"exported {export_study(study, job.storage_url)}")
+    log(f"exported {export_study(study, job.storage_url)}")  # also when a worker died: not at the others' cost
+    if bad:
+        raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad}); rerun to resume")
     return study
