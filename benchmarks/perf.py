@@ -1,4 +1,5 @@
-"""Measure the hot paths against this machine's own peak, and write leaderboard/performance.md + .csv.
+"""Measure the hot paths against this machine's own peak, and write performance.md + .csv (your workspace's
+`runs/leaderboard/`; the committed `leaderboard/` with `--publish`).
 
     python benchmarks/perf.py                      # every section
     python benchmarks/perf.py --only matmul eval    # some sections
@@ -13,8 +14,8 @@ fast kernels in fp32 and bf16 side by side, what `bf16: null` resolves to, the v
 RecBole's own trainer), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
 without one runs it on the CPU at minimum sizes). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
-prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no file. `$GENREC_LEADERBOARD` moves
-the files written. Each section is one module of `benchmarks/performance/` (shared fixtures in `fixtures.py`).
+prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no
+file. `$GENREC_LEADERBOARD` moves the files written. Each section is one module of `benchmarks/performance/` (shared fixtures in `fixtures.py`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ import torch  # noqa: E402
 
 from benchmarks.performance.report import Bench, write  # noqa: E402
 from benchmarks.performance.sections import SECTIONS  # noqa: E402
+from genrec.common.paths import set_publish  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="run only these sections")
     p.add_argument("--smoke", action="store_true", help="minimum sizes, to check the sections run; writes nothing")
+    p.add_argument("--publish", action="store_true", help="maintainers: write the committed leaderboard/performance.* "
+                   "instead of your workspace's runs/leaderboard/performance.*")
     p.add_argument("--threads", type=int, help="torch.set_num_threads before any section (default: torch's)")
     args = p.parse_args(argv)
+    set_publish(args.publish)
     if args.threads is not None:
         if args.threads < 1:
             p.error(f"--threads must be >= 1, got {args.threads}")

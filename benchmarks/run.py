@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,13 +36,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
-from genrec.common.errors import ConfigError, run_cli  # noqa: E402
+from genrec.common.errors import ConfigError, DataError, run_cli  # noqa: E402
+from genrec.common.paths import (  # noqa: E402
+    leaderboard_dir,
+    reference_dir,
+    results_dir,
+    set_publish,
+    show,
+    store,
+    workspace_dir,
+)
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.cache import cached_split  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
 from genrec.experiments.leaderboard import write_suite  # noqa: E402
 from genrec.experiments.records import load_records  # noqa: E402
+from genrec.experiments.reproduce import render as render_reproduction  # noqa: E402
+from genrec.experiments.reproduce import reproduction  # noqa: E402
+from genrec.experiments.reproduce import write_report as write_reproduction  # noqa: E402
 from genrec.experiments.runner import Status, run_claimed, spec_run_id, status  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 from genrec.experiments.view import current_records, table_specs  # noqa: E402
@@ -65,8 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only render leaderboard/<suite>.md/.csv from the records that exist (runs nothing)")
     p.add_argument("--threads", type=int, help="torch threads of this driver (use 1 when several drivers or other jobs "
                    "share the cores: oversubscribed threads slow training down many times)")
+    p.add_argument("--drivers", type=int, default=1, metavar="N", help="run the suite with N driver processes of one "
+                   "torch thread each (one per core); this one renders the table at the end, the others log to "
+                   "runs/logs/<suite>-driver<i>.log")
     p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (genrec.experiments.audit) and "
                    "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
+    p.add_argument("--publish", action="store_true", help="maintainers: write the committed reference (results/, "
+                   "leaderboard/) instead of your workspace (runs/, or $GENREC_WORKSPACE); a run is then done when "
+                   "the reference holds its record, and only the suite's own datasets may run")
     p.add_argument("--list", action="store_true", help="list suites, models, datasets and splits")
     p.add_argument("--stats", metavar="DATASET", help="print statistics of a dataset and exit")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (model.key=v, eval.key=v, key=v)")
@@ -105,15 +125,22 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
     if not args.wait_timeout >= 0:
         raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    set_publish(args.publish)
     suite = load_suite(args.suite)
     seeds = parse_seeds(args.seeds) if args.seeds else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
                  args.variant)
+    if args.publish:
+        check_publishable(suite, args.profile, specs)
     load_records(suite.name)  # every record of the suite must be readable before anything runs
     if args.leaderboard_only:
         write_suite_leaderboard(suite, args)
         return 0
     check_data(specs)
+    if args.drivers < 1:
+        raise ConfigError(f"--drivers {args.drivers}: expected an integer >= 1 (driver processes, one per core)")
+    if args.drivers > 1:
+        args.threads = 1
     if args.threads:
         import torch  # noqa: PLC0415
 
@@ -123,18 +150,61 @@ def main(argv: list[str] | None = None) -> int:
         for i, (spec, st) in enumerate(zip(specs, states, strict=True), 1):
             why = f"  ({st.reason}; its record is kept, and not shown)" if st.reason else ""
             print(f"[{i}/{len(specs)}] {st.state}  {spec_run_id(spec)}  config {spec.config_hash}{why}")
+        print(f"(done: a record in {show(results_dir(suite.name))}, the {store()})")
         return 0
     todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
-          f"{len(todo)} to run", flush=True)
+          f"{len(todo)} to run; writing to {show(results_dir(suite.name))} ({store()})", flush=True)
     if args.audit:
         report_audit_skips([st.record for st in states if st.state == "done"])
-    code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None
-                                                                              else argv)]))
+    given = sys.argv[1:] if argv is None else list(argv)
+    others = start_drivers(suite.name, given, args.drivers - 1) if todo else []
+    code = None
+    try:
+        code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *given]))
+    finally:
+        for proc in others:  # done once ours are (run_todo waits for their runs); stopped when we were stopped
+            if code is None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            proc.wait()
     sweep(suite.name)
     if code == 0 and not args.no_leaderboard:
         write_suite_leaderboard(suite, args)
     return code
+
+
+def start_drivers(suite: str, argv: list[str], n: int) -> list[subprocess.Popen]:
+    """`n` more drivers of this very command, one torch thread each and no table (this driver renders it), their
+    output in `runs/logs/<suite>-driver<i>.log`. They share the runs through claims (`genrec.experiments.claims`)."""
+    drop, keep, skip = ("--threads", "--drivers"), [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in drop:
+            skip = True
+        elif not token.startswith(tuple(f"{d}=" for d in drop)):
+            keep.append(token)
+    logs = workspace_dir("logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i in range(2, n + 2):
+        log = logs / f"{suite}-driver{i}.log"
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen([sys.executable, __file__, *keep, "--threads", "1", "--no-leaderboard"],
+                                          stdout=out, stderr=subprocess.STDOUT))
+        print(f"started driver {i} (pid {procs[-1].pid}; log {show(log)})", flush=True)
+    return procs
+
+
+def check_publishable(suite, profile: str, specs: list) -> None:
+    """`--publish` writes the reference, which holds the suite's own datasets only: a run on other data (your own
+    folder) belongs to your workspace."""
+    prof = suite.profiles.get(profile, {}) or {}
+    own = set(prof.get("datasets", suite.datasets)) | set(prof.get("optional_datasets", suite.optional_datasets))
+    other = sorted({s.dataset for s in specs} - own)
+    if other:
+        raise ConfigError(f"--publish: dataset {other[0]!r} is not one of suite {suite.name}'s datasets "
+                          f"({', '.join(sorted(own))}); runs on other data go to your workspace (drop --publish)")
 
 
 def check_data(specs: list) -> None:
@@ -201,18 +271,51 @@ def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
 
 
 def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:
-    """Render the whole suite under this profile from every current record (`genrec.experiments.view`), whatever
-    corner (`--model`, `--dataset`, `--seeds`, overrides) this command ran; refused when it would fill fewer
-    rows than the existing table, unless `--force`."""
+    """Render the whole suite under this profile from every current record of this store
+    (`genrec.experiments.view`), whatever corner (`--model`, `--dataset`, `--seeds`, overrides) this command ran;
+    refused when it would fill fewer rows than the existing table, unless `--force`. In the workspace, then
+    compare with the reference (`genrec.experiments.reproduce`)."""
     records = load_records(suite.name)
+    if not records and not (leaderboard_dir() / f"{suite.name}.csv").is_file():
+        ref = show(reference_dir("leaderboard") / f"{suite.name}.md")
+        print(f"no records of suite {suite.name} in {show(results_dir(suite.name))}: no table to render (run the "
+              f"suite first; the reference table is {ref})")
+        return
     log = lambda msg: print(f"    {msg}", flush=True)  # noqa: E731
     specs = table_specs(suite, args.profile, records, log)
+    check_table_data(suite, specs)
     command = f"python benchmarks/run.py --suite {suite.name}"
     if args.profile != "quick":
         command += f" --profile {args.profile}"
-    md, csv = write_suite(suite, specs, current_records(specs, records, log), command, args.profile,
-                          force=args.force)
-    print(f"wrote {md} and {csv}")
+    if args.publish:
+        command += " --publish"
+    current = current_records(specs, records, log)
+    md, csv = write_suite(suite, specs, current, command, args.profile, force=args.force)
+    print(f"wrote {show(md)} and {show(csv)}")
+    if store() == "workspace":
+        report_reproduction(suite, specs, current, command)
+
+
+def check_table_data(suite, specs: list) -> None:
+    """A table checks every record against the data on disk (`view.current_records`): a dataset that cannot be
+    loaded is one line naming it and where it comes from, and nothing is written (rendering without it would
+    blank its rows)."""
+    for name in sorted({s.dataset for s in specs}):
+        try:
+            load_dataset(name)
+        except DataError as e:
+            raise DataError(f"suite {suite.name}: its table needs dataset {name!r} to check the records against the "
+                            f"data, and it cannot be loaded ({e}); nothing written") from None
+
+
+def report_reproduction(suite, specs: list, current: list[dict], command: str) -> None:
+    """Your current records against the reference's for the same specs: printed and written beside your table."""
+    ref_root = reference_dir("results")
+    ref = current_records(specs, load_records(suite.name, ref_root), lambda msg: None)
+    df, verdict = reproduction(ref, current, ref_root, None)
+    path = write_reproduction(df, verdict, suite.name, command, leaderboard_dir())
+    print(render_reproduction(df, verdict, suite.name, command).split("\n", 3)[-1], end="")
+    print(f"wrote {show(path)}")
 
 
 if __name__ == "__main__":

@@ -8,26 +8,32 @@
     python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
     python benchmarks/tune.py --model tiger --baseline preset=quick     # one trial is the default config itself
     python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
-    python benchmarks/tune.py --report                                  # leaderboard/tuning.md
-    optuna-dashboard sqlite:///studies/<study>.db                       # browse a study (pip install optuna-dashboard)
+    python benchmarks/tune.py --report                                  # runs/leaderboard/tuning.md (no training)
+    python benchmarks/tune.py --report --retrain                        # ... with the best configs' test metrics
+    optuna-dashboard sqlite:///runs/studies/<study>.db                  # browse a study (pip install optuna-dashboard)
+
+Where things go: your workspace `runs/` (git-ignored; `$GENREC_WORKSPACE` moves it) by default: the storage
+`sqlite:///runs/studies/<study>.db`, the export `runs/studies/<study>.json`, the best trial's params
+`runs/tuned/<model>-<dataset>-<split>.yaml` (which your own suite runs with `tuned=true` read before the
+reference's `configs/tuned/`), the report `runs/leaderboard/tuning.md`. `--publish` (maintainers) writes the
+committed reference instead: `studies/`, `configs/tuned/`, `leaderboard/tuning.md`.
 
 The search space is `configs/search/<model>.yaml` (pop's is empty: tuning it is refused, there is nothing to
 search). The objective is the validation NDCG@10 (`eval.valid_metric`); per-epoch validation values drive the
 pruner; the test split is never used. The study is named from (model, dataset, split, space, overrides), so
-rerunning the same command resumes it and runs only the trials missing to reach `--trials` (on a fresh clone,
-whose storage is empty, from the finished trials of the committed `studies/<study>.json`). COMPLETE and PRUNED
+rerunning the same command resumes it and runs only the trials missing to reach `--trials` (when its storage is
+empty, from the finished trials of the store's `studies/<study>.json`). COMPLETE and PRUNED
 trials count; FAIL trials are kept with their error but do not count, so once their cause is fixed the same
 command runs the missing trials (trials left RUNNING by a killed process are marked FAIL first). The command is
 checked before any trial starts (model, space, overrides, dataset, split, seed, storage URL): a bad one is one
 error line (exit 2) and adds no trial. Every model gets the same default budget (30 trials); the budget is
-recorded in the study. Storage defaults to `sqlite:///studies/<study>.db` (git-ignored). Every run exports the
-study to `studies/<study>.json` (committed); the best trial's params go to
-`configs/tuned/<model>-<dataset>-<split>.yaml`, which suites with `tuned: true` apply. `--report` refreshes the
-exports from the local studies (or `--storage`), retrains each study's best config (suite `tuning`; a current
-record in results/tuning/ is reused) for its test metrics and writes `leaderboard/tuning.md` and `.csv`; it
-refuses to replace a table with one that has fewer values unless `--force`. `--baseline` makes one trial of the
-budget the default config itself (the searched keys at their config/preset values; skipped when the study has it),
-so the study ranks the default under the same machine, precision and budget as its sampled trials.
+recorded in the study. Every run exports the study (what `--report` reads). `--report` refreshes the exports
+from the store's local studies (or `--storage`) and renders from the exports and the retraining records of each
+study's best config (suite `tuning`); it trains nothing unless `--retrain` (then it retrains each best config
+that has no current record, with progress); it refuses to replace a table with one that has fewer values unless
+`--force`. `--baseline` makes one trial of the budget the default config itself (the searched keys at their
+config/preset values; skipped when the study has it), so the study ranks the default under the same machine,
+precision and budget as its sampled trials.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genrec.common.config import parse_overrides  # noqa: E402
 from genrec.common.errors import run_cli  # noqa: E402
+from genrec.common.paths import reference_dir, set_publish, show  # noqa: E402
 from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning import (  # noqa: E402
     PRUNERS,
@@ -48,6 +55,7 @@ from genrec.experiments.tuning import (  # noqa: E402
     display_url,
     export_best,
     load_space,
+    studies_dir,
     tune,
 )
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
@@ -69,9 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="split/training seed; also seeds the sampler")
     p.add_argument("--baseline", action="store_true", help="run the default config (the searched keys at their "
                    "config/preset values) as one of the trials, unless the study has it already")
-    p.add_argument("--no-export", action="store_true", help="do not write configs/tuned/<model>-...yaml")
-    p.add_argument("--report", action="store_true", help="write leaderboard/tuning.md for all studies and exit")
-    p.add_argument("--no-retrain", action="store_true", help="with --report: skip retraining (no test metrics)")
+    p.add_argument("--no-export", action="store_true", help="do not write the tuned config (runs/tuned/<model>-...yaml)")
+    p.add_argument("--report", action="store_true", help="write the tuning report (runs/leaderboard/tuning.md) for "
+                   "all studies of the store and exit; trains nothing unless --retrain")
+    p.add_argument("--retrain", action="store_true", help="with --report: retrain each study's best config that has "
+                   "no current record yet, for its test metrics (shows progress)")
+    p.add_argument("--publish", action="store_true", help="maintainers: write the committed reference (studies/, "
+                   "configs/tuned/, leaderboard/tuning.md) instead of your workspace (runs/)")
     p.add_argument("--force", action="store_true", help="with --report: write the report even if it has fewer "
                    "values than the existing leaderboard/tuning.md")
     p.add_argument("overrides", nargs="*", help="fixed key=value config overrides (k=v, eval.k=v)")
@@ -89,11 +101,16 @@ def space_file(space: str | None) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
+    set_publish(args.publish)
     if args.storage:
         check_storage_url(args.storage)
     if args.report:
         refresh_exports([args.storage] if args.storage else default_storages())
-        print(f"wrote {write_report(retrain=not args.no_retrain, force=args.force)}")
+        if not any(studies_dir().glob("*.json")):
+            print(f"no study exports in {show(studies_dir())}: nothing to report (run a study first; the reference "
+                  f"report is {show(reference_dir('leaderboard') / 'tuning.md')})")
+            return 0
+        print(f"wrote {show(write_report(retrain=args.retrain, force=args.force))}")
         return 0
     if not args.model:
         print("error: give --model NAME (or --report)", file=sys.stderr)
@@ -111,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"best valid value {study.best_value:.4f} (trial {study.best_trial.number}): {study.best_params}")
     if not args.no_export:
-        print(f"wrote {export_best(study, job, command)}")
+        print(f"wrote {show(export_best(study, job, command))}")
     url = display_url(job.storage_url)
     print(f"browse: optuna-dashboard {url}" if url.startswith("sqlite") else f"storage: {url}")
     return 0

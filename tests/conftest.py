@@ -1,7 +1,7 @@
 """Shared test fixtures.
 
-* `_isolated_dirs` (autouse): every test writes its cache and results into its own temporary folders
-  (`GENREC_CACHE`, `GENREC_RESULTS`), never into the repository.
+* `_isolated_dirs` (autouse): every test writes its cache, results and workspace into its own temporary folders
+  (`GENREC_CACHE`, `GENREC_RESULTS`, `GENREC_WORKSPACE`), never into the repository.
 * `make_dataset`: a factory for tiny synthetic `genrec.data.dataset.Dataset` objects (see `synthetic_dataset`).
 * `one_thread`: torch on one thread for the test (tiny tensors: faster and bit-reproducible).
 * `phones_dir`: the ColaRec Phones release folder; tests using it are skipped when it is absent (mark them
@@ -24,6 +24,8 @@ from genrec.data.dataset import Dataset
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENREC_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("GENREC_RESULTS", str(tmp_path_factory.mktemp("results")))
+    monkeypatch.setenv("GENREC_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))
+    monkeypatch.setenv("GENREC_PUBLISH", "0")  # the workspace; restored after a test whose `--publish` set it
 
 
 def synthetic_dataset(

@@ -1,7 +1,7 @@
 """Typed configs built from layered dicts, with strict keys and checked types.
 
-Layers, lowest to highest precedence: dataclass defaults < `configs/datasets/<dataset>.yaml` (its `<model>:` block)
-< `configs/models/<model>.yaml` < suite variant overrides < `key=value` CLI overrides. `build` merges the layers
+Layers, lowest to highest precedence: dataclass defaults < `configs/models/<model>.yaml` < the `<model>:` block of
+`configs/datasets/<dataset>.yaml` < suite variant overrides < `key=value` CLI overrides. `build` merges the layers
 and constructs the dataclass; an unknown key fails with a "did you mean" hint, a wrong type names the key, the
 value and the expected type, and a value below its lower bound (`LOWER_BOUNDS`) names the bound, all before any
 work starts.
@@ -188,12 +188,31 @@ def config_hash(payload: dict[str, Any]) -> str:
 
 
 def model_layers(model: str, dataset: str) -> list[dict]:
-    """Config layers from files: the dataset's `<model>:` block, then `configs/models/<model>.yaml`."""
+    """Config layers from files, lowest precedence first: `configs/models/<model>.yaml`, then the `<model>:` block of
+    `configs/datasets/<dataset>.yaml` (a dataset's own setting beats the model's general one)."""
     layers = []
-    ds_file = CONFIGS / "datasets" / f"{dataset}.yaml"
-    if ds_file.is_file():
-        layers.append(load_yaml(ds_file).get(model, {}) or {})
     model_file = CONFIGS / "models" / f"{model}.yaml"
     if model_file.is_file():
         layers.append(load_yaml(model_file))
-    return layers
+    return layers + [dataset_layer(model, dataset)]
+
+
+def dataset_layer(model: str, dataset: str) -> dict:
+    """The `<model>:` block of `configs/datasets/<dataset>.yaml` (`{}` without the file or the block).
+
+    The file maps model names to config overrides (`mf: {epochs: 50}`); any other top-level key, or a block that is
+    not a mapping, is one ConfigError naming the file, so a setting never goes silently unused."""
+    from genrec.common.registry import list_models  # noqa: PLC0415 - registry reads configs too
+
+    path = CONFIGS / "datasets" / f"{dataset}.yaml"
+    if not path.is_file():
+        return {}
+    raw = load_yaml(path)
+    where = f"configs/datasets/{path.name}"
+    for key, block in raw.items():
+        if key not in list_models():
+            raise ConfigError(unknown_key_message(str(key), list_models(), f"{where} (top-level keys are model "
+                                                                           "names, e.g. `mf: {epochs: 50}`)"))
+        if block is not None and not isinstance(block, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping of config overrides, got {block!r}")
+    return dict(raw.get(model) or {})

@@ -281,6 +281,7 @@ def load_phones() -> Dataset:
 
     folder = shared_data("colarec-phones")
     if not folder.is_dir():
-        raise DataError(f"{folder}: the Phones release is not there; download corpus_512.json, "
-                        "train_time_inter.csv, valid_inter.csv and test_inter.csv from the ColaRec repository")
+        raise DataError(f"{folder}: the Phones release is not there; copy corpus_512.json, train_time_inter.csv, "
+                        "valid_inter.csv and test_inter.csv from the ColaRec authors' repository (folder "
+                        "`datasets/phone`) into it, or point $GENREC_SHARED_DATA at a folder holding colarec-phones/")
     return load_colarec_release(folder, name="phones")

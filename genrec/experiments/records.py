@@ -119,14 +119,20 @@ def read_record(path: Path) -> dict:
     return record
 
 
-def load_records(suite: str) -> list[dict]:
-    """All records of a suite (every config and data version; callers pick the current ones), sorted by file."""
-    return [read_record(p) for p in sorted(results_dir(suite).glob("*.json"))]
+def load_records(suite: str, root: Path | None = None) -> list[dict]:
+    """All records of a suite (every config and data version; callers pick the current ones), sorted by file.
+
+    `root`: a results folder other than this process's store (e.g. the reference, `paths.reference_dir`)."""
+    folder = root / suite if root is not None else results_dir(suite)
+    return [read_record(p) for p in sorted(folder.glob("*.json"))]
 
 
-def load_arrays(record: dict) -> dict[str, np.ndarray]:
-    """`{"test/users", "test/<metric>@<k>", ..., "valid/..."}`: per-user arrays recomputed from the hit bits."""
-    path = path_of(record).with_suffix(".npz")
+def load_arrays(record: dict, root: Path | None = None) -> dict[str, np.ndarray]:
+    """`{"test/users", "test/<metric>@<k>", ..., "valid/..."}`: per-user arrays recomputed from the hit bits.
+
+    `root`: the results folder `record` was read from, when not this process's store."""
+    name = f"{run_key(record['run_id'], record['config_hash'])}--{record['split_hash']}.npz"
+    path = (root / record["suite"] if root is not None else results_dir(record["suite"])) / name
     try:
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}

@@ -27,10 +27,10 @@ from genrec.common.config import (
     unknown_key_message,
 )
 from genrec.common.errors import ConfigError, DataError
-from genrec.common.paths import CONFIGS, ROOT
+from genrec.common.paths import CONFIGS, ROOT, show
 from genrec.common.registry import load_dataset, model_class, unknown_name
 from genrec.evaluation.context import EvalConfig
-from genrec.experiments.tuned import has_search_space, tuned_layer, tuned_path
+from genrec.experiments.tuned import has_search_space, tuned_layer, tuned_source
 
 TABLE_KS = (5, 10, 20)  # cutoffs every leaderboard shows (genrec.experiments.leaderboard): eval.ks must hold them
 PROFILE_KEYS = {"seeds", "model_seeds", "split_seeds", "models", "split_models", "datasets", "optional_datasets"}
@@ -220,7 +220,7 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
     base_eval = build(EvalConfig, suite.eval, var_eval_over, where=f"eval {where}")
     var_eval = check_table_ks(build(EvalConfig, suite.eval, var_eval_over, cli.eval_over, where=f"eval {where}"))
     tuned = tuned_layer(m, ds, split) if cli.use_tuned or var_tuned else {}
-    tuned_from = _show_path(tuned_path(m, ds, split)) if tuned else ""
+    tuned_from = show(tuned_source(m, ds, split)) if tuned else ""
     split_models = (prof.get("split_models") or {}).get(split) or {}
     layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), split_models.get("*", {}),
               split_models.get(m, {}), tuned, var_over]
@@ -262,11 +262,6 @@ def check_table_ks(ev: EvalConfig) -> EvalConfig:
         raise ConfigError(f"eval.ks: {list(ev.ks)} lacks {missing}: every leaderboard shows the cutoffs "
                           f"{', '.join(map(str, TABLE_KS))} (e.g. eval.ks=[5,10,20], or a superset)")
     return ev
-
-
-def _show_path(path: Path) -> str:
-    """`path` relative to the repository when inside it (what a leaderboard should print), else absolute."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def model_variants(suite: SuiteConfig, model: str) -> dict[str, dict]:

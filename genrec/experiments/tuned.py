@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from genrec.common.config import build, load_yaml, unknown_key_message
 from genrec.common.errors import ConfigError
-from genrec.common.paths import CONFIGS, ROOT
+from genrec.common.paths import CONFIGS, ROOT, reference_dir, show, store, store_dir
 from genrec.common.registry import model_class
 
 SEARCH_DIR = CONFIGS / "search"
@@ -100,11 +100,25 @@ def safe(text: str) -> str:
 
 
 def tuned_dir() -> Path:
-    return Path(os.environ.get("GENREC_TUNED", CONFIGS / "tuned"))
+    """Where `tune.py` exports tuned configs: `runs/tuned/` (the workspace), `configs/tuned/` under `--publish`."""
+    return store_dir("tuned")
 
 
 def tuned_path(model: str, dataset: str, split: str) -> Path:
+    """The file `tune.py` writes for (model, dataset, split) in this process's store."""
     return tuned_dir() / f"{model}-{safe(dataset)}-{split}.yaml"
+
+
+def tuned_source(model: str, dataset: str, split: str) -> Path | None:
+    """The tuned config a run reads: the written store's file, else (a workspace run) the reference's, else None.
+
+    So a user's own study steers their own runs and never replaces the reference's config, and a reference
+    (`--publish`) run reads the reference only."""
+    own = tuned_path(model, dataset, split)
+    if own.is_file():
+        return own
+    ref = reference_dir("tuned") / own.name
+    return ref if store() == "workspace" and not os.environ.get("GENREC_TUNED") and ref.is_file() else None
 
 
 def tuned_layer(model: str, dataset: str, split: str) -> dict:
@@ -112,8 +126,8 @@ def tuned_layer(model: str, dataset: str, split: str) -> dict:
 
     Raises ConfigError when the model has a search space but no exported tuned config yet.
     """
-    path = tuned_path(model, dataset, split)
-    if path.is_file():
+    path = tuned_source(model, dataset, split)
+    if path is not None:
         layer = load_yaml(path)
         fields = [f.name for f in dataclasses.fields(model_class(model).Config)]
         for key in layer:
@@ -123,5 +137,5 @@ def tuned_layer(model: str, dataset: str, split: str) -> dict:
     has_fields = bool(dataclasses.fields(model_class(model).Config))
     if not has_fields or (search_path(model).is_file() and not load_space(model)):
         return {}
-    raise ConfigError(f"tuned: true, but {path} does not exist; run: python benchmarks/tune.py --model {model} "
-                      f"--dataset {dataset} --split {split}")
+    raise ConfigError(f"tuned: true, but {show(tuned_path(model, dataset, split))} does not exist; run: "
+                      f"python benchmarks/tune.py --model {model} --dataset {dataset} --split {split}")

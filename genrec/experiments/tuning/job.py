@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genrec.common import registry
 from genrec.common.config import config_hash
-from genrec.common.paths import ROOT
+from genrec.common.paths import store_dir
 from genrec.common.registry import unknown_name
 from genrec.experiments.tuned import ParamSpec, safe
 
@@ -63,4 +62,5 @@ def study_name(job: TuneJob) -> str:
 
 
 def studies_dir() -> Path:
-    return Path(os.environ.get("GENREC_STUDIES", ROOT / "studies"))
+    """Where studies are stored and exported: `runs/studies/` (the workspace), `studies/` under `--publish`."""
+    return store_dir("studies")
