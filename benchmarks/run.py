@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.audit:
         report_audit_skips([st.record for st in states if st.state == "done"])
     given = sys.argv[1:] if argv is None else list(argv)
-    others = start_drivers(suite.name, given, args.drivers - 1) if todo else []
+    others = start_drivers(suite.name, given, args.drivers - 1) if todo and args.drivers > 1 else []
     code = None
     try:
         code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *given]))
