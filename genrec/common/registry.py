@@ -29,6 +29,10 @@ MODELS: dict[str, str] = {
     "tiger": "zoo.tiger.model:Tiger",
 }
 
+# Models that generate item identifiers (generative recommenders); every other model is a baseline (the headline
+# table of a leaderboard compares each model with the best baseline: genrec.experiments.headline).
+GENERATIVE = frozenset({"colarec", "tiger"})
+
 DATASETS: dict[str, str] = {
     "ml-100k": "genrec.data.loaders:load_ml100k",
     "phones": "genrec.data.loaders:load_phones",

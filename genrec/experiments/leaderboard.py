@@ -30,7 +30,7 @@ from genrec.common.paths import leaderboard_dir, publishing
 from genrec.common.util import atomic_write_text
 from genrec.evaluation.groups import BIN_PREFIX, GROUPS, ITEM_GROUPS, parse_bin
 from genrec.evaluation.metrics import METRICS
-from genrec.experiments import plots
+from genrec.experiments import headline, plots
 from genrec.experiments.compare import TEST_NAME, paired_rows
 from genrec.experiments.curves import RULE, convergence, last_point, row_status
 from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
@@ -117,7 +117,10 @@ def render_markdown(df: pd.DataFrame, meta: dict) -> str:
     tables with their pictures, learning curves, paired differences (when the suite compares rows), run details
     (when records are given)."""
     key_cols = ["model", "variant", "dataset", *(["split"] if df["split"].nunique() > 1 else [])]  # split: if several
-    lines = _header(meta) + (_cost_section(df, meta, key_cols) if meta.get("records") else [])
+    lines = _header(meta)
+    if meta.get("records"):
+        complete = {tuple(r[k] for k in KEY) for _, r in df.iterrows() if not math.isnan(r.get("ndcg@20", math.nan))}
+        lines += headline.section(meta["records"], complete) + _cost_section(df, meta, key_cols)
     lines += _overall(df, key_cols) + _group_sections(df, meta, key_cols) + _curve_section(meta)
     if meta.get("paired"):
         lines += _paired_section(meta)
