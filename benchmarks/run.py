@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proc in others:  # done once ours are (run_todo waits for their runs); stopped when we were stopped
             if code is None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                stop(proc)
             proc.wait()
     sweep(suite.name)
     if code == 0 and not args.no_leaderboard:
@@ -194,6 +194,16 @@ def start_drivers(suite: str, argv: list[str], n: int) -> list[subprocess.Popen]
                                           stdout=out, stderr=subprocess.STDOUT))
         print(f"started driver {i} (pid {procs[-1].pid}; log {show(log)})", flush=True)
     return procs
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop another driver: Ctrl-C first (it releases its claim), then SIGTERM (a driver started from a
+    background job ignores SIGINT; its claim is then stale and the next driver takes it over)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
 
 
 def check_publishable(suite, profile: str, specs: list) -> None:

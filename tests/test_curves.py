@@ -81,3 +81,54 @@ def test_a_row_is_converged_only_when_every_seed_is():
     assert row_status([yes, no]) == "false"
     assert row_status([na, na]) == "n/a"
     assert row_status([]) == ""
+
+
+# --- a learning rate that decays to zero: the twice-the-budget check ----------------------------------------
+
+
+def test_a_decaying_schedule_needs_the_run_with_twice_the_budget():
+    from genrec.experiments.curves import budget_verdict
+
+    flat = curve([0.1, 0.2, 0.25, 0.28, 0.3, 0.3, 0.3, 0.301])  # flat last quarter: "true" by the plain rule
+    assert status(flat) == "true"
+    assert budget_verdict(convergence(flat), flat, None).status == "pending"
+    assert budget_verdict(convergence(flat), flat, curve([0.1, 0.25, 0.3, 0.306])).status == "true"  # +1.7%
+    more = budget_verdict(convergence(flat), flat, curve([0.1, 0.25, 0.3, 0.31]))  # +3.0%
+    assert more.status == "false" and more.reason == "twice the budget gained +3.0% (>= 2%)"
+    rising = curve([0.10, 0.12, 0.14, 0.16, 0.18, 0.20, 0.22, 0.24])
+    assert budget_verdict(convergence(rising), rising, flat).status == "false"  # still rising stays false
+    assert row_status([Verdict("true", ""), Verdict("pending", "")]) == "pending"
+    assert row_status([Verdict("false", ""), Verdict("pending", "")]) == "false"
+
+
+def test_the_plan_adds_one_twice_the_budget_run_per_decaying_row_only():
+    from genrec.experiments.suite import SuiteConfig, plan
+
+    suite = SuiteConfig(name="t", version=1, models=["colarec", "mf"], seeds=[3, 4],
+                        variants={"colarec": {"cosine": {"preset": "quick"},
+                                              "constant": {"preset": "quick", "lr_schedule": "constant"}}})
+    specs = plan(suite)
+    checks = [s for s in specs if s.variant.endswith("@x2")]
+    assert [(s.model, s.variant, s.seed) for s in checks] == [("colarec", "cosine@x2", 3)]
+    (base,) = [s for s in specs if s.variant == "cosine" and s.seed == 3]
+    full, double = base.config.resolved(), checks[0].config.resolved()
+    assert double.epochs == 2 * full.epochs and double.time_budget_min == 2 * full.time_budget_min
+    assert {k: v for k, v in vars(double).items() if k not in ("epochs", "time_budget_min")} == {
+        k: v for k, v in vars(full).items() if k not in ("epochs", "time_budget_min")}
+    assert not [s for s in plan(SuiteConfig(name="t", version=1, models=["colarec"], budget_check=False,
+                                            variants={"colarec": {"c": {"preset": "quick"}}})) if "@x2" in s.variant]
+
+
+def test_a_leaderboard_row_with_a_decaying_schedule_is_pending_until_its_doubled_run_exists():
+    from genrec.experiments.leaderboard import aggregate
+
+    def record(variant, values, seed=0):
+        return {"model": "colarec", "variant": variant, "dataset": "d", "split": "s", "seed": seed,
+                "config": {"model_config": {"lr_schedule": "cosine"}}, "fit_info": curve(values),
+                "metrics": {"ndcg@10": 0.3}, "groups": {}, "group_sizes": {}, "fit_seconds": 1.0}
+
+    rows = [record("full", [0.1, 0.2, 0.25, 0.28, 0.3, 0.3, 0.3, 0.301], s) for s in (0, 1)]
+    assert aggregate(rows, [0, 1], [10])["converged"].tolist() == ["pending"]
+    done = aggregate(rows, [0, 1], [10], [record("full@x2", [0.2, 0.3, 0.303])])
+    assert done["converged"].tolist() == ["true"] and done["variant"].tolist() == ["full"]
+    assert aggregate(rows, [0, 1], [10], [record("full@x2", [0.2, 0.3, 0.32])])["converged"].tolist() == ["false"]

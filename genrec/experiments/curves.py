@@ -19,6 +19,12 @@ curve has no sample counts) and B the budget at the curve's last point:
 * false otherwise (still rising when the budget ran out), and false when no validation lies in the first three
   quarters of the budget.
 
+A learning rate that decays to zero (cosine, linear) flattens every curve at the end of its schedule, so for such
+a run a flat last quarter shows where the schedule ended, not a plateau. Such a row (`budget_verdict`) is
+converged only if the rule above holds and the same config trained with twice the budget (one seed: the suite
+plans it as variant `<variant>@x2`, `genrec.experiments.suite.doubled`) improves the best validation value by
+less than 2% (relative); "pending" until that run exists (not converged), false when it gains 2% or more.
+
 A leaderboard row (several seeds) is converged only when every seed is (`row_status`).
 """
 
@@ -31,7 +37,9 @@ MIN_VALIDATIONS = 3
 LAST_SHARE = 0.25  # the final share of the budget whose gain is measured
 MIN_GAIN = 0.02  # relative gain of the best value in that share below which the curve counts as flat
 RULE = ("converged = the best validation value is not among the last two validations, or the last quarter of the "
-        "training budget (samples seen) improved it by less than 2% (relative); fewer than 3 validations: false")
+        "training budget (samples seen) improved it by less than 2% (relative); fewer than 3 validations: false; "
+        "a learning rate decaying to zero (cosine, linear) also needs the same config trained with twice the budget "
+        "to gain less than 2% (pending until that run exists)")
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,37 @@ def convergence(fit_info: dict, metric: str | None = None) -> Verdict:
                             f"{first_best + 1} of {n}")
 
 
+def best_value(fit_info: dict, metric: str | None = None) -> float:
+    """The best validation value of a fit's curve (NaN without one)."""
+    curve = fit_info.get("curve") or []
+    key = valid_key(curve, metric or fit_info.get("valid_metric"))
+    values = [v for _, v in validations(curve, key)] if key else []
+    return max(values) if values else math.nan
+
+
+def budget_verdict(verdict: Verdict, fit_info: dict, doubled_info: dict | None) -> Verdict:
+    """`verdict` of a run whose learning rate decays to zero, checked against the same config trained with twice
+    the budget (`doubled_info`, None when that run does not exist yet); see the module docstring."""
+    if verdict.status != "true":
+        return verdict
+    if doubled_info is None:
+        return Verdict("pending", "learning rate decays to zero: the run with twice the budget is missing")
+    base, more = best_value(fit_info), best_value(doubled_info)
+    gain = (more - base) / base if base > 0 else math.inf
+    if gain >= MIN_GAIN:
+        return Verdict("false", f"twice the budget gained +{100 * gain:.1f}% (>= {100 * MIN_GAIN:.0f}%)")
+    return Verdict("true", f"{verdict.reason}; twice the budget gained {100 * gain:+.1f}% (< {100 * MIN_GAIN:.0f}%)")
+
+
 def row_status(verdicts: list[Verdict]) -> str:
-    """A row over seeds: "false" if any seed is, "n/a" if every seed is, "true" if all are; "" for no seeds."""
+    """A row over seeds: "false" if any seed is, else "pending" if any is, "n/a" if every seed is, "true" if all
+    are; "" for no seeds."""
     statuses = {v.status for v in verdicts}
     if not statuses:
         return ""
-    if "false" in statuses:
-        return "false"
+    for status in ("false", "pending"):
+        if status in statuses:
+            return status
     return "n/a" if statuses == {"n/a"} else "true"
 
 

@@ -32,8 +32,9 @@ from genrec.evaluation.groups import BIN_PREFIX, GROUPS, ITEM_GROUPS, parse_bin
 from genrec.evaluation.metrics import METRICS
 from genrec.experiments import headline, plots
 from genrec.experiments.compare import TEST_NAME, paired_rows
-from genrec.experiments.curves import RULE, convergence, last_point, row_status
+from genrec.experiments.curves import RULE, Verdict, budget_verdict, convergence, last_point, row_status
 from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
+from genrec.experiments.suite import BUDGET_TAG, DECAYING, is_budget_check
 
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")
@@ -41,6 +42,7 @@ MD_GROUP_METRICS = ("recall@20", "ndcg@20")
 PAIRED_METRICS = ("ndcg@20", "recall@20")
 PLOT_METRIC = "ndcg@20"
 QUINTILES = ("q1", "q2", "q3", "q4", "q5")
+UNCONVERGED = ("false", "pending")  # `converged` cells whose row is no result (daggered)
 
 
 def metric_names(ks: list[int]) -> list[str]:
@@ -65,12 +67,35 @@ def precision(record: dict) -> str:
     return ("bf16" if info["bf16"] else "fp32") if isinstance(info.get("bf16"), bool) else ""
 
 
-def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks: list[int]) -> pd.DataFrame:
+def decays(record: dict) -> bool:
+    """Whether a record's learning rate decayed to zero (its stored config's `lr_schedule`)."""
+    return ((record.get("config") or {}).get("model_config") or {}).get("lr_schedule") in DECAYING
+
+
+def row_verdicts(recs: list[dict], doubled: dict[tuple, dict]) -> list[Verdict]:
+    """Each seed's convergence verdict; for a decaying schedule, the seed that has a twice-the-budget run (or the
+    first seed, while that run is missing) also answers `curves.budget_verdict`."""
+    verdicts = [convergence(r.get("fit_info") or {}) for r in recs]
+    decaying = [i for i, r in enumerate(recs) if decays(r)]
+    if decaying:
+        key = lambda r: (r["model"], f"{r['variant']}{BUDGET_TAG}", r["dataset"], r["split"], r["seed"])  # noqa: E731
+        i = next((i for i in decaying if key(recs[i]) in doubled), min(decaying, key=lambda i: recs[i]["seed"]))
+        check = doubled.get(key(recs[i]))
+        verdicts[i] = budget_verdict(verdicts[i], recs[i].get("fit_info") or {},
+                                     (check.get("fit_info") or {}) if check else None)
+    return verdicts
+
+
+def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks: list[int],
+              doubled: list[dict] = ()) -> pd.DataFrame:
     """One row per (model, variant, dataset, split) with mean/std over the expected seeds.
 
     `seeds` is the suite's seed list, or a mapping row key -> that row's planned seeds (a row planned with fewer
-    seeds, e.g. an expensive model, is complete when its own seeds are all there).
+    seeds, e.g. an expensive model, is complete when its own seeds are all there). `doubled`: the rows'
+    twice-the-budget runs (variant `<variant>@x2`), which decide the convergence of decaying schedules and are no
+    rows of their own.
     """
+    doubled = {(r["model"], r["variant"], r["dataset"], r["split"], r["seed"]): r for r in doubled}
     expected = seeds if isinstance(seeds, dict) else None
     rows = defaultdict(list)
     for r in records:
@@ -85,7 +110,7 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
         complete = {r["seed"] for r in recs} >= set(expected[key] if expected is not None else seeds)
         row = dict(zip(KEY, key, strict=True))
         row["n_seeds"] = len({r["seed"] for r in recs})
-        row["converged"] = row_status([convergence(r.get("fit_info") or {}) for r in recs]) if complete else ""
+        row["converged"] = row_status(row_verdicts(recs, doubled)) if complete else ""
         row["precision"] = "/".join(sorted({precision(r) for r in recs} - {""}))
         for name in names:
             vals = [r["metrics"].get(name, math.nan) for r in recs]
@@ -196,7 +221,7 @@ def _cost_section(df: pd.DataFrame, meta: dict, key_cols: list[str]) -> list[str
 
 def _flag(row: pd.Series, col: str) -> str:
     """A key cell, with a dagger on the model of a row that is not converged."""
-    return f"{row[col]} {plots.DAGGER}" if col == "model" and row["converged"] == "false" else str(row[col])
+    return f"{row[col]} {plots.DAGGER}" if col == "model" and row["converged"] in UNCONVERGED else str(row[col])
 
 
 def _overall(df: pd.DataFrame, key_cols: list[str]) -> list[str]:
@@ -207,9 +232,11 @@ def _overall(df: pd.DataFrame, key_cols: list[str]) -> list[str]:
              "" if math.isnan(r.fit_seconds) else f"{r.fit_seconds:.0f}"]
             for _, r in df.iterrows()]
     lines = ["", "## Overall (test)", "", tabulate(body, headers, tablefmt="github", disable_numparse=True)]
-    if (df["converged"] == "false").any():
-        lines += ["", f"{plots.DAGGER} not converged: its validation curve was still rising when training stopped, "
-                      "so its numbers are not results (see [Learning curves](#learning-curves)). "
+    if df["converged"].isin(UNCONVERGED).any():
+        lines += ["", f"{plots.DAGGER} not converged (`false`: its validation curve was still rising when training "
+                      "stopped, or twice the budget gained 2% or more; `pending`: its learning rate decays to zero and "
+                      "the run with twice the budget, variant `<variant>@x2`, does not exist yet), so its numbers are "
+                      "not results (see [Learning curves](#learning-curves)). "
                       f"Rule ({'`'}genrec/experiments/curves.py{'`'}): {RULE}."]
     return lines
 
@@ -310,7 +337,8 @@ def _details_section(meta: dict, with_split: bool) -> list[str]:
     cols = meta.get("fit_info_columns") or []
     keys = ["model", "variant", "dataset", *(["split"] if with_split else []), "seed"]
     body = []
-    for r in sorted(meta["records"], key=lambda r: (r["model"], r["variant"], r["dataset"], r["split"], r["seed"])):
+    every = [*meta["records"], *(meta.get("doubled") or [])]  # the twice-the-budget runs are shown here only
+    for r in sorted(every, key=lambda r: (r["model"], r["variant"], r["dataset"], r["split"], r["seed"])):
         info = r.get("fit_info") or {}
         end, verdict = last_point(info), convergence(info)
         cells = [*(r[k] for k in keys), precision(r), end.get("epoch", info.get("epochs", info.get("epochs_run", ""))),
@@ -360,15 +388,20 @@ def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = No
                       force: bool = False) -> tuple[Path, Path]:
     """Write `<suite>.md`, `<suite>.csv` and the suite's pictures (atomically); returns the two table paths.
     Refuses (`guard.TableError`) to blank a value the existing CSV fills, unless `force`."""
-    df = aggregate(records, meta.get("row_seeds") or meta["seeds"], meta["ks"])
+    doubled = [r for r in records if is_budget_check(r["variant"])]
+    shown = [r for r in records if not is_budget_check(r["variant"])]
+    row_seeds = meta.get("row_seeds") or meta["seeds"]
+    if isinstance(row_seeds, dict):
+        row_seeds = {k: v for k, v in row_seeds.items() if not is_budget_check(k[1])}
+    df = aggregate(shown, row_seeds, meta["ks"], doubled)
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
-    table = with_fit_info_columns(df.drop(columns=["fit_seconds"]), records, meta.get("fit_info_columns") or [])
+    table = with_fit_info_columns(df.drop(columns=["fit_seconds"]), shown, meta.get("fit_info_columns") or [])
     refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)), filled_cells(table, KEY, ("n_seeds",)),
                   force)
-    meta = {**meta, "records": records, "plots": write_plots(df, records, meta["suite"], out_dir)}
-    if meta.get("compare_to") and records:
-        meta["paired"] = paired_rows(records, tuple(meta["compare_to"]), PAIRED_METRICS)
+    meta = {**meta, "records": shown, "doubled": doubled, "plots": write_plots(df, shown, meta["suite"], out_dir)}
+    if meta.get("compare_to") and shown:
+        meta["paired"] = paired_rows(shown, tuple(meta["compare_to"]), PAIRED_METRICS)
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md_path, render_markdown(df, meta))
     return md_path, csv_path
@@ -393,7 +426,7 @@ def write_plots(df: pd.DataFrame, records: list[dict], suite: str, out_dir: Path
                                         "and tail items", xlabel="test targets",
                                   ylabel=f"test {metric}") if all(g in groups for g in ITEM_GROUPS) else None,
         "curves": plots.curve_plot(records, {tuple(r[k] for k in KEY) for _, r in df.iterrows()
-                                             if r["converged"] == "false"},
+                                             if r["converged"] in UNCONVERGED},
                                    title=f"{suite}: learning curves (validation, one line per seed)"),
     }
     return {kind: plots.save(fig, out_dir / f"{suite}_{kind}.png").name for kind, fig in figures.items() if fig}

@@ -135,7 +135,7 @@ def save(fig, path: Path) -> Path:
 def group_plot(df: pd.DataFrame, columns: list[str], ticks: list[str], *, title: str, xlabel: str, ylabel: str):
     """`df` rows (leaderboard frame) as lines over the categorical `columns` (e.g. `q1/ndcg@20` .. `q5/...`)."""
     lines = [Line((r["dataset"], r["split"]), r["model"], r["variant"], list(range(len(columns))),
-                  [float(r[c]) if c in r else math.nan for c in columns], flagged=r.get("converged") == "false")
+                  [float(r[c]) if c in r else math.nan for c in columns], flagged=r.get("converged") in ("false", "pending"))
              for _, r in df.iterrows()]
     return draw(lines, title=title, xlabel=xlabel, ylabel=ylabel, xticks=ticks)
 

@@ -55,6 +55,7 @@ class SuiteConfig:
     compare_to: list[str] | None = None  # [model, variant]: leaderboard adds diffs + paired tests vs this row
     fit_info_columns: list[str] = field(default_factory=list)  # dotted fit_info keys shown per run (e.g. gid.*)
     tuned: bool = False  # apply configs/tuned/<model>-<dataset>-<split>.yaml (exported by benchmarks/tune.py)
+    budget_check: bool = True  # plan the twice-the-budget run of each row whose learning rate decays to zero
 
 
 @dataclass
@@ -237,8 +238,34 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
     seeds = check_seeds(cli.seeds if cli.seeds_given else by_model.get(f"{m}/{variant}", by_model.get(m, split_seeds)),
                         "--seeds" if cli.seeds_given else f"suite {suite.name} seeds")
     name = f"{variant}+{override_tag(changed)}" if changed else variant
-    return [RunSpec(suite.name, suite.version, profile, m, name, ds, split, split_params, s, cfg, var_eval,
-                    tuned_from, changed, tuple(seeds)) for s in seeds]
+    specs = [RunSpec(suite.name, suite.version, profile, m, name, ds, split, split_params, s, cfg, var_eval,
+                     tuned_from, changed, tuple(seeds)) for s in seeds]
+    if suite.budget_check and decays(cfg):
+        specs.append(dataclasses.replace(specs[0], variant=f"{name}{BUDGET_TAG}", config=doubled(cfg),
+                                         row_seeds=(seeds[0],)))
+    return specs
+
+
+BUDGET_TAG = "@x2"  # variant suffix of a row's twice-the-budget run (`genrec.experiments.curves.budget_verdict`)
+DECAYING = ("cosine", "linear")
+
+
+def decays(cfg: Any) -> bool:
+    """Whether the config's learning rate decays to zero over its planned budget (`lr_schedule` cosine/linear)."""
+    return getattr(filled(cfg), "lr_schedule", None) in DECAYING
+
+
+def doubled(cfg: Any) -> Any:
+    """The same config with twice the budget: twice the epochs (the schedule stretches over them) and twice any
+    wall-clock `time_budget_min`, so the budget check is not cut where the run itself was."""
+    full = filled(cfg)
+    budget = getattr(full, "time_budget_min", None)
+    more = {"time_budget_min": 2 * budget} if budget else {}
+    return dataclasses.replace(cfg, epochs=2 * full.epochs, **more)
+
+
+def is_budget_check(variant: str) -> bool:
+    return variant.endswith(BUDGET_TAG)
 
 
 def override_tag(changed: dict[str, Any]) -> str:
