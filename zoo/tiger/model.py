@@ -168,6 +168,18 @@ class Tiger:
         return {"t5": self.net.t5_config.to_dict(), "K": self.cfg.K, "length": self.net.length,
                 "tiger": to_dict(self.cfg)}
 
+    # ----- keep and serve (zoo.colarec.serve): ColaRec's, with TIGER's inputs ------------------------------
+    save = ColaRec.save
+    recommend_scored = ColaRec.recommend_scored
+    history_method = ("native: the history's semantic-ID tokens are the encoder input (last max_history items; "
+                      "a new user gets the hashed token of the empty user id)")
+
+    @classmethod
+    def load(cls, directory, arch: dict, bundle) -> Tiger:
+        from zoo.colarec.serve import load_tiger  # noqa: PLC0415
+
+        return load_tiger(cls, directory, arch, bundle)
+
     # ----- recommend: ColaRec's decoding (constrained beam, width max(k) + most training items, capped) -------
     beam_width = ColaRec.beam_width
     recommend = ColaRec.recommend

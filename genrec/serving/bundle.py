@@ -1,0 +1,145 @@
+"""A trained model's folder: everything `genrec.load` needs, written beside the run's record, no pickle anywhere.
+
+Layout (plain JSON or safetensors, so any language can read it and nothing runs code on load):
+
+* `config.json`: `format` (`genrec-model/1`), the registry name of the model and its config, where it came from
+  (run id, dataset, split name and hash, dataset fingerprint), the run's protocol (`exclude_valid`) and `arch`,
+  what the family's own `load(directory, arch)` needs. Written last: a folder without it is incomplete.
+* `catalog.json`: raw user ids, raw item ids and item texts (titles are derived from them), by internal id.
+* `users.safetensors`: each user's training items oldest first (CSR `train_indptr` / `train_items`; timestamp
+  ascending, ties and missing times by data row, missing first), the validation items (`valid_indptr` /
+  `valid_items`), and `item_counts` (training interactions per item: popularity, cluster descriptions).
+* `model.safetensors` and family files (`tokenizer.json`, ...): written by the family's `save(directory)`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from genrec.common.config import to_dict
+from genrec.common.errors import ConfigError
+from genrec.common.util import atomic_write_text
+from genrec.evaluation.protocols import Saveable
+
+FORMAT = "genrec-model/1"
+
+
+def chronological(users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int) -> list[np.ndarray]:
+    """Each user's items oldest first: timestamp ascending, missing times first, ties by row order."""
+    t = np.where(np.isnan(times), -np.inf, times)
+    order = np.lexsort((np.arange(len(users)), t, users))
+    return np.split(items[order], np.searchsorted(users[order], np.arange(1, n_users)))
+
+
+def _csr(lists: list[np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    indptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+    items = np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
+    return {f"{prefix}_indptr": indptr, f"{prefix}_items": items}
+
+
+def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: str = "") -> Path:
+    """Write `model` (fitted on `ctx.split`) as a self-contained folder; returns the folder.
+
+    `name` is the registry name (`mf`, `colarec`, ...); the family's `save` writes its weights and returns `arch`.
+    """
+    if not isinstance(model, Saveable):
+        raise TypeError(f"{type(model).__name__} has no save(directory): it cannot be kept")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").unlink(missing_ok=True)  # incomplete until rewritten last
+    split, ds = ctx.split, ctx.split.dataset
+    arch = model.save(directory)
+    atomic_write_text(directory / "catalog.json", json.dumps({
+        "users": [str(u) for u in ds.user_tokens], "items": [str(i) for i in ds.item_tokens],
+        "texts": list(ds.item_text)}))
+    tr, va = split.train, split.valid
+    arrays = {**_csr(chronological(tr["user"].to_numpy(), tr["item"].to_numpy(),
+                                   tr["timestamp"].to_numpy(dtype=np.float64), split.n_users), "train"),
+              **_csr(chronological(va["user"].to_numpy(), va["item"].to_numpy(),
+                                   va["timestamp"].to_numpy(dtype=np.float64), split.n_users), "valid"),
+              "item_counts": np.bincount(tr["item"].to_numpy(), minlength=split.n_items).astype(np.int64)}
+    save_file(arrays, str(directory / "users.safetensors"))
+    config = {"format": FORMAT, "model": name or type(model).__name__.lower(), "run_id": run_id,
+              "config": to_dict(model.config), "dataset": ds.name, "split": split.name,
+              "split_hash": split.hash, "dataset_fingerprint": ds.fingerprint[:16],
+              "exclude_valid": bool(ctx.eval.exclude_valid), "arch": arch}
+    atomic_write_text(directory / "config.json", json.dumps(config, indent=1, default=str))
+    return directory
+
+
+@dataclass
+class Bundle:
+    """A model folder read back: its config and the per-user and per-item data the serving layer uses."""
+
+    directory: Path
+    config: dict
+    users: list[str]
+    items: list[str]
+    texts: list[str]  # the dataset's item text (titles are derived from it)
+    train: list[np.ndarray]  # oldest first
+    valid: list[np.ndarray]
+    item_counts: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def seen(self, user: int) -> np.ndarray:
+        """The items excluded for a known user: training items, plus validation items when the run's protocol
+        excluded them at test time (what the evaluator masked)."""
+        if self.config["exclude_valid"]:
+            return np.union1d(self.train[user], self.valid[user])
+        return np.unique(self.train[user])
+
+    def exclusion(self, rows: list[np.ndarray]) -> sp.csr_matrix:
+        """One CSR row per list of excluded items (the `exclude` argument of `recommend`)."""
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+        cols = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+        return sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr),
+                             shape=(len(rows), self.n_items))
+
+
+def _lists(arrays: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    indptr, items = arrays[f"{prefix}_indptr"], arrays[f"{prefix}_items"]
+    return [items[indptr[u] : indptr[u + 1]] for u in range(len(indptr) - 1)]
+
+
+def read_bundle(directory: str | Path) -> Bundle:
+    """Read a model folder written by `save_model`; `ConfigError` when it is not one."""
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{directory}: no config.json, not a saved model (or its save did not finish)")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise ConfigError(f"{path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    catalog = json.loads((directory / "catalog.json").read_text())
+    arrays = load_file(str(directory / "users.safetensors"))
+    return Bundle(directory, config, catalog["users"], catalog["items"], catalog["texts"],
+                  _lists(arrays, "train"), _lists(arrays, "valid"), arrays["item_counts"])
+
+
+def warn_if_data_changed(bundle: Bundle) -> str | None:
+    """Compare the recorded dataset fingerprint with the data on disk now (registered datasets only: a dataset
+    that cannot be loaded here is not checked). Returns and warns the message when they differ."""
+    from genrec.common.registry import load_dataset  # noqa: PLC0415
+
+    try:
+        ds = load_dataset(bundle.config["dataset"])
+    except Exception:  # noqa: BLE001 - not loadable here (a test dataset, a moved folder): nothing to compare
+        return None
+    if ds.fingerprint[:16] == bundle.config["dataset_fingerprint"]:
+        return None
+    msg = (f"{bundle.directory}: the dataset '{bundle.config['dataset']}' on disk changed since this model was "
+           f"trained (fingerprint {bundle.config['dataset_fingerprint']} -> {ds.fingerprint[:16]}); ids and "
+           "titles are the ones it was trained on")
+    warnings.warn(msg, stacklevel=3)
+    return msg
