@@ -143,3 +143,27 @@ def warn_if_data_changed(bundle: Bundle) -> str | None:
            "titles are the ones it was trained on")
     warnings.warn(msg, stacklevel=3)
     return msg
+
+
+def model_dirs(root: Path) -> list[Path]:
+    """Every complete model folder under `root` (`<suite>/models/<run key>/config.json`), sorted."""
+    return sorted(p.parent for p in Path(root).glob("*/models/*/config.json"))
+
+
+def find_model(spec: str, root: Path) -> Path:
+    """A model folder from a path, a run id (`<model>--<variant>--<dataset>--<split>--s<seed>`) or a run key
+    (the folder name); `ConfigError` with the closest run ids when none or several match."""
+    if (Path(spec) / "config.json").is_file():
+        return Path(spec)
+    dirs = model_dirs(root)
+    hits = [d for d in dirs if d.name == spec or d.name.startswith(spec + "--")]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise ConfigError(f"'{spec}' matches {len(hits)} kept models: " + ", ".join(str(d) for d in hits))
+    import difflib  # noqa: PLC0415
+
+    ids = sorted({d.name.rsplit("--", 1)[0] for d in dirs})
+    close = difflib.get_close_matches(spec, ids, n=3, cutoff=0.4)
+    hint = f"; closest: {', '.join(close)}" if close else (" (none kept yet: run a suite first)" if not ids else "")
+    raise ConfigError(f"no kept model '{spec}' under {root}{hint}; `--list` shows them")
