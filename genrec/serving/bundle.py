@@ -45,10 +45,12 @@ def _csr(lists: list[np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {f"{prefix}_indptr": indptr, f"{prefix}_items": items}
 
 
-def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: str = "") -> Path:
+def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: str = "", dataset: str = "") -> Path:
     """Write `model` (fitted on `ctx.split`) as a self-contained folder; returns the folder.
 
-    `name` is the registry name (`mf`, `colarec`, ...); the family's `save` writes its weights and returns `arch`.
+    `name` is the registry name (`mf`, `colarec`, ...) and `dataset` the dataset spec the run loaded (`ml-100k`,
+    `atomic:<path>`: what `warn_if_data_changed` loads again); the family's `save` writes its weights and returns
+    `arch`.
     """
     if not isinstance(model, Saveable):
         raise TypeError(f"{type(model).__name__} has no save(directory): it cannot be kept")
@@ -68,7 +70,7 @@ def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: st
               "item_counts": np.bincount(tr["item"].to_numpy(), minlength=split.n_items).astype(np.int64)}
     save_file(arrays, str(directory / "users.safetensors"))
     config = {"format": FORMAT, "model": name or type(model).__name__.lower(), "run_id": run_id,
-              "config": to_dict(model.config), "dataset": ds.name, "split": split.name,
+              "config": to_dict(model.config), "dataset": dataset or ds.name, "split": split.name,
               "split_hash": split.hash, "dataset_fingerprint": ds.fingerprint[:16],
               "exclude_valid": bool(ctx.eval.exclude_valid), "arch": arch}
     atomic_write_text(directory / "config.json", json.dumps(config, indent=1, default=str))
