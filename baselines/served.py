@@ -44,6 +44,7 @@ class FactorScorer:
 
     def __init__(self, users: torch.Tensor, items: torch.Tensor, missing: torch.Tensor):
         self.users, self.items, self.missing = users, items, missing.bool()
+        self._gram: torch.Tensor | None = None  # Q^T Q + lam I, the part of every fold-in's A shared by all users
 
     @classmethod
     def load(cls, directory: Path, arch: dict | None = None, bundle: Any = None) -> FactorScorer:
@@ -62,10 +63,12 @@ class FactorScorer:
     def _system(self, history: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """`A` of the fold-in and the history's item rows `Q_h`."""
         q = self.items.double()
-        gram = q.T @ q
+        if self._gram is None:
+            gram = q.T @ q
+            lam = FOLD_IN_RIDGE * float(gram.diagonal().mean()) / max(1, len(q)) + 1e-8
+            self._gram = gram + lam * torch.eye(q.shape[1], dtype=q.dtype)
         qh = q[torch.as_tensor(np.asarray(history, dtype=np.int64))]
-        lam = FOLD_IN_RIDGE * float(gram.diagonal().mean()) / max(1, len(q)) + 1e-8
-        return gram + FOLD_IN_WEIGHT * qh.T @ qh + lam * torch.eye(q.shape[1], dtype=q.dtype), qh
+        return self._gram + FOLD_IN_WEIGHT * qh.T @ qh, qh
 
     @torch.no_grad()
     def fold_in(self, history: np.ndarray) -> torch.Tensor:

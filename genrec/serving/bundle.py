@@ -69,7 +69,9 @@ def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: st
                                    va["timestamp"].to_numpy(dtype=np.float64), split.n_users), "valid"),
               "item_counts": np.bincount(tr["item"].to_numpy(), minlength=split.n_items).astype(np.int64)}
     save_file(arrays, str(directory / "users.safetensors"))
-    config = {"format": FORMAT, "model": name or type(model).__name__.lower(), "run_id": run_id,
+    # ColaRec / TIGER: the T5 config at the top level too, so `transformers.T5Model.from_pretrained(directory)`
+    # loads the network's T5 part from the same folder (`zoo.colarec.serve`)
+    config = {**arch.get("transformers", {}), "format": FORMAT, "model": name or type(model).__name__.lower(), "run_id": run_id,
               "config": to_dict(model.config), "dataset": dataset or ds.name, "split": split.name,
               "split_hash": split.hash, "dataset_fingerprint": ds.fingerprint[:16],
               "exclude_valid": bool(ctx.eval.exclude_valid), "arch": arch}

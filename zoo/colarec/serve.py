@@ -1,9 +1,10 @@
 """ColaRec and TIGER as kept models: save, load without the split, rank a known user or a new history, and the
 per-token log-probabilities an explanation shows.
 
-A folder holds the network (`model.safetensors`, GIDs included as the `codes` buffer), the text tokenizer
-(ColaRec: `tokenizer.json`, or `tokenizer/` for a pretrained T5 one) and `arch` (the T5 config and the model's
-resolved config). Loading needs what the serving layer reads from the same folder (`genrec.serving.bundle`):
+A folder holds the network (`model.safetensors`: the T5 parts under T5's own names, the extra tables, the GIDs
+as `genrec.codes`), the text tokenizer (ColaRec: `tokenizer.json`, or `tokenizer/` for a pretrained T5 one) and
+`arch` (the T5 config and the model's resolved config). Its `config.json` is also a T5 config, so
+`transformers.T5Model.from_pretrained(folder)` loads the encoder-decoder for reuse elsewhere (`t5_from_folder`). Loading needs what the serving layer reads from the same folder (`genrec.serving.bundle`):
 the item texts (ColaRec tokenises them again, as in `build`), the raw user ids (TIGER's hashed user token) and
 each user's training items oldest first (the evaluation input and the beam width).
 """
@@ -33,7 +34,21 @@ def save_generative(model: Any, directory: Path) -> dict:
         (directory / "tokenizer.json").write_text(tok.to_str())
     elif hasattr(tok, "save_pretrained"):
         tok.save_pretrained(str(directory / "tokenizer"))
-    return {"model_type": getattr(model, "name", "colarec"), **model.arch()}
+    hf = {**model.net.t5_config.to_dict(), "architectures": ["T5Model"]}
+    return {"model_type": getattr(model, "name", "colarec"), **model.arch(), "transformers": hf}
+
+
+def t5_from_folder(directory: str | Path) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The network of a kept ColaRec / TIGER folder as a `transformers.T5Model` (the T5 parts: `shared`, the
+    encoder and decoder stacks, under T5's own names), plus the project's extra tables by name (ColaRec: `iad`,
+    `uad`, `prompt`; both: `dec_in.<t>` decoder-input tables, `heads.<t>` per-position GID heads, `genrec.codes`).
+    The same as `T5Model.from_pretrained(directory)`: the folder's `config.json` is also a T5 config."""
+    from transformers import T5Model  # noqa: PLC0415
+
+    t5 = T5Model.from_pretrained(str(directory))
+    own = set(t5.state_dict())
+    extras = {k: v for k, v in load_file(str(Path(directory) / "model.safetensors")).items() if k not in own}
+    return t5, extras
 
 
 class ColaRecInputs:
