@@ -183,9 +183,10 @@ class SASRecScorer:
         return self._scores(*self._pad(histories))
 
     @torch.no_grad()
-    def attention(self, history: np.ndarray) -> list[tuple[int, float]]:
-        """(history item, attention weight) of the last layer's predicting position, averaged over heads,
-        largest first (the input is the history's last `max_item_list_length` items)."""
+    def attention(self, history: np.ndarray) -> list[tuple[int, int, float]]:
+        """(position, history item, attention weight) of the last layer's predicting position, averaged over
+        heads, largest first. The input is the history's last `max_item_list_length` items; position 0 is the
+        oldest of them."""
         seqs, lens = self._pad([history])
         seen: list[torch.Tensor] = []
         softmax = self.net.trm_encoder.layer[-1].multi_head_attention.softmax
@@ -196,5 +197,5 @@ class SASRecScorer:
             hook.remove()
         n = int(lens[0])
         weights = seen[-1][0, :, n - 1, :n].mean(0)  # [heads, query, key] -> the predicting query
-        rows = [(int(seqs[0, p]), float(weights[p])) for p in range(n)]
-        return sorted(rows, key=lambda r: -r[1])
+        rows = [(p, int(seqs[0, p]), float(weights[p])) for p in range(n)]
+        return sorted(rows, key=lambda r: -r[2])

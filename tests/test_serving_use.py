@@ -100,8 +100,8 @@ def test_sasrec_attention_is_uniform_when_queries_are_zero_and_reads_the_last_it
     torch.nn.init.zeros_(query.bias)
     scorer.item_map, scorer.max_len = torch.arange(10) + 1, 4  # our id i -> RecBole's i + 1
     rows = scorer.attention(np.array([9, 8, 1, 2, 3]))
-    assert sorted(j for j, _ in rows) == [1, 2, 3, 8]  # the last 4 items; item 9 fell off
-    assert [w for _, w in rows] == pytest.approx([0.25] * 4)
+    assert sorted((p, j) for p, j, _ in rows) == [(0, 8), (1, 1), (2, 2), (3, 3)]  # the last 4; item 9 fell off
+    assert [w for _, _, w in rows] == pytest.approx([0.25] * 4)
 
 
 def _colarec_folder(tmp_path: Path, codes: np.ndarray) -> Path:

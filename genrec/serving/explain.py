@@ -7,7 +7,8 @@
 * MF / LightGCN: the folded-in score splits exactly into one term per history item (`baselines.served`): the
   items that contribute most and their share of the score. For a known user the trained user vector has no
   per-item parts, so the explanation folds in that user's training items.
-* SASRec: the history positions the predicting position attends to most in the last layer (mean over heads).
+* SASRec: the history positions (0 = the oldest item of its input) the predicting position attends to most in
+  the last layer (mean over heads).
 * Popularity / random: the item's training count / nothing to explain.
 """
 
@@ -42,8 +43,8 @@ def explain(tm: Any, item: int, user: int | None, history: np.ndarray) -> dict:
     elif hasattr(model, "attention"):
         seq = history if user is None else model.history[user][: model.history_len[user]]
         out["method"] = "last-layer attention of the predicting position, mean over heads"
-        out["attention"] = [{"item": b.items[j], "title": tm.titles[j], "weight": w}
-                            for j, w in model.attention(seq)[:TOP]]
+        out["attention"] = [{"position": p, "item": b.items[j], "title": tm.titles[j], "weight": w}
+                            for p, j, w in model.attention(seq)[:TOP]]
     else:
         out["method"] = model.history_method
         out["train_count"] = int(b.item_counts[item])
@@ -90,9 +91,10 @@ def render(expl: dict) -> str:
             lines.append(f"  prefix {'-'.join(map(str, lv['prefix']))}: {lv['cluster_size']} items; history "
                          f"items here: {shared}{more}")
             lines.append(f"      words: {', '.join(lv['words'])}; popular: {', '.join(lv['popular'])}")
-    for key, what, fmt in (("contributions", "share", "{:6.1%}"), ("attention", "weight", "{:6.3f}")):
-        for row in expl.get(key, []):
-            lines.append(f"  {fmt.format(row[what])}  {row['title']} [{row['item']}]")
+    for row in expl.get("contributions", []):
+        lines.append(f"  {row['share']:6.1%}  {row['title']} [{row['item']}]")
+    for row in expl.get("attention", []):
+        lines.append(f"  {row['weight']:6.3f}  position {row['position']}: {row['title']} [{row['item']}]")
     if "train_count" in expl:
         lines.append(f"  {expl['train_count']} training interactions")
     return "\n".join(lines)
