@@ -152,7 +152,7 @@ def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") ->
     record["wall_seconds"] = time.perf_counter() - start
     if audit:
         record["audit"] = {"checked": True, "problems": []}
-    save_model(model, fctx, results_dir(spec.suite, "models", run_key(rid, spec.config_hash)), rid, spec.model,
+    save_model(model, ctx, results_dir(spec.suite, "models", run_key(rid, spec.config_hash)), rid, spec.model,
                spec.dataset)
     _test_hook("before-record")
     write_record(record, compact_arrays(test, valid))
