@@ -9,7 +9,7 @@ top-10 with titles. Rows `serve_p50_ms_<family>` and `serve_p95_ms_<family>` (af
 What is timed does not depend on how well the weights were trained, so the fits are the cheapest that give each
 family's real shapes: RecBole's MF, LightGCN and SASRec and PyG's LightGCN train one epoch with their default
 sizes; ColaRec (`quick` preset) and TIGER (`quick` preset, K 256, 4 positions) are built untrained with random
-GIDs.
+GIDs. The section takes ~6 minutes on a shared core, most of it SASRec's one-epoch fit.
 """
 
 from __future__ import annotations
