@@ -4,7 +4,7 @@ Layout (plain JSON or safetensors, so any language can read it and nothing runs 
 
 * `config.json`: `format` (`genrec-model/1`), the registry name of the model and its config, where it came from
   (run id, dataset, split name and hash, dataset fingerprint), the run's protocol (`exclude_valid`) and `arch`,
-  what the family's own `load(directory, arch)` needs. Written last: a folder without it is incomplete.
+  what the family's own `load(directory, arch, bundle)` needs.
 * `catalog.json`: raw user ids, raw item ids and item texts (titles are derived from them), by internal id.
 * `users.safetensors`: each user's training items oldest first (CSR `train_indptr` / `train_items`; timestamp
   ascending, ties and missing times by data row, missing first), the validation items (`valid_indptr` /
@@ -15,6 +15,8 @@ Layout (plain JSON or safetensors, so any language can read it and nothing runs 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,6 @@ from safetensors.numpy import load_file, save_file
 
 from genrec.common.config import to_dict
 from genrec.common.errors import ConfigError
-from genrec.common.util import atomic_write_text
 from genrec.evaluation.protocols import Saveable
 
 FORMAT = "genrec-model/1"
@@ -50,16 +51,29 @@ def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: st
 
     `name` is the registry name (`mf`, `colarec`, ...) and `dataset` the dataset spec the run loaded (`ml-100k`,
     `atomic:<path>`: what `warn_if_data_changed` loads again); the family's `save` writes its weights and returns
-    `arch`.
+    `arch`. The folder is written beside its final place and then swapped in, so it is complete or absent.
     """
     if not isinstance(model, Saveable):
         raise TypeError(f"{type(model).__name__} has no save(directory): it cannot be kept")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").unlink(missing_ok=True)  # incomplete until rewritten last
+    final = Path(directory)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write(model, ctx, tmp, run_id, name, dataset)
+    if final.exists():  # a rerun of the same config (or the empty folder `results_dir` made)
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+    return final
+
+
+def _write(model: Any, ctx: Any, directory: Path, run_id: str, name: str, dataset: str) -> None:
     split, ds = ctx.split, ctx.split.dataset
     arch = model.save(directory)
-    atomic_write_text(directory / "catalog.json", json.dumps({
+    (directory / "catalog.json").write_text(json.dumps({
         "users": [str(u) for u in ds.user_tokens], "items": [str(i) for i in ds.item_tokens],
         "texts": list(ds.item_text)}))
     tr, va = split.train, split.valid
@@ -71,12 +85,11 @@ def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: st
     save_file(arrays, str(directory / "users.safetensors"))
     # ColaRec / TIGER: the T5 config at the top level too, so `transformers.T5Model.from_pretrained(directory)`
     # loads the network's T5 part from the same folder (`zoo.colarec.serve`)
-    config = {**arch.get("transformers", {}), "format": FORMAT, "model": name or type(model).__name__.lower(), "run_id": run_id,
-              "config": to_dict(model.config), "dataset": dataset or ds.name, "split": split.name,
-              "split_hash": split.hash, "dataset_fingerprint": ds.fingerprint[:16],
+    config = {**arch.get("transformers", {}), "format": FORMAT, "model": name or type(model).__name__.lower(),
+              "run_id": run_id, "config": to_dict(model.config), "dataset": dataset or ds.name,
+              "split": split.name, "split_hash": split.hash, "dataset_fingerprint": ds.fingerprint[:16],
               "exclude_valid": bool(ctx.eval.exclude_valid), "arch": arch}
-    atomic_write_text(directory / "config.json", json.dumps(config, indent=1, default=str))
-    return directory
+    (directory / "config.json").write_text(json.dumps(config, indent=1, default=str))
 
 
 @dataclass
@@ -151,7 +164,8 @@ def warn_if_data_changed(bundle: Bundle) -> str | None:
 
 def model_dirs(root: Path) -> list[Path]:
     """Every complete model folder under `root` (`<suite>/models/<run key>/config.json`), sorted."""
-    return sorted(p.parent for p in Path(root).glob("*/models/*/config.json"))
+    return sorted(p.parent for p in Path(root).glob("*/models/*/config.json")
+                  if not p.parent.name.startswith("."))  # not a writer's temp folder
 
 
 def find_model(spec: str, root: Path) -> Path:
