@@ -229,7 +229,8 @@ class ColaRec:
 
     history_method = "native: the history's items (id embedding + text) are the encoder input, most recent first"
 
-    def recommend_scored(self, users: np.ndarray | None, k: int, exclude, histories=None):
+    def recommend_scored(self, users: np.ndarray | None, k: int, exclude,
+                         histories: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` items and their summed GID log-probs (`zoo.colarec.serve.recommend_scored`)."""
         from zoo.colarec.serve import recommend_scored  # noqa: PLC0415
 

@@ -15,6 +15,7 @@ Size fields left at `null` take their value from the `preset`; any field set exp
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -175,7 +176,8 @@ class Tiger:
                       "a new user gets the hashed token of the empty user id)")
 
     @classmethod
-    def load(cls, directory, arch: dict, bundle) -> Tiger:
+    def load(cls, directory: Path, arch: dict, bundle) -> Tiger:
+        """A fitted model from a folder `save` wrote (`zoo.colarec.serve.load_tiger`)."""
         from zoo.colarec.serve import load_tiger  # noqa: PLC0415
 
         return load_tiger(cls, directory, arch, bundle)
