@@ -2,7 +2,7 @@
 
     python benchmarks/recommend.py --list                                     # runs that kept a model
     python benchmarks/recommend.py colarec--full--ml-100k--colarec--s0 --user 196 -k 10
-    python benchmarks/recommend.py colarec--full--ml-100k--colarec--s0 --history "Star Wars (1977)" "Fargo (1996)" --explain
+    python benchmarks/recommend.py colarec--full--ml-100k--colarec--s0 --history "Star Wars (1977)" "Fargo (1996)"
     python benchmarks/recommend.py results/ablation/models/<run key> --user 196 --json
 
 The model is a run id (`<model>--<variant>--<dataset>--<split>--s<seed>`), a run key (the folder name) or a
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     tm = load(find_model(args.model, root))
     recs = tm.recommend(user=args.user, history=args.history, k=args.k)
-    explained = [tm.explain(r.item, user=args.user, history=args.history) for r in recs.items] if args.explain else []
+    explained = ([tm.explain(r.item, user=args.user, history=args.history) for r in recs.items]
+                 if args.explain else [])
     if args.json:
         print(json.dumps({**recs.to_dict(), "model": tm.name, "explanations": explained}, indent=1))
         return 0

@@ -103,7 +103,8 @@ def test_sasrec_attention_is_uniform_when_queries_are_zero_and_reads_the_last_it
     assert sorted((p, j) for p, j, _ in rows) == [(0, 8), (1, 1), (2, 2), (3, 3)]  # the last 4; item 9 fell off
     assert [w for _, _, w in rows] == pytest.approx([0.25] * 4)
     short = scorer.attention(np.array([5, 6]))  # padded to 4: the padding gets no attention
-    assert sorted((p, j) for p, j, _ in short) == [(0, 5), (1, 6)] and [w for *_, w in short] == pytest.approx([0.5] * 2)
+    assert sorted((p, j) for p, j, _ in short) == [(0, 5), (1, 6)]
+    assert [w for *_, w in short] == pytest.approx([0.5] * 2)
 
 
 def _colarec_folder(tmp_path: Path, codes: np.ndarray) -> Path:

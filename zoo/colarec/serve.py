@@ -4,7 +4,8 @@ per-token log-probabilities an explanation shows.
 A folder holds the network (`model.safetensors`: the T5 parts under T5's own names, the extra tables, the GIDs
 as `genrec.codes`), the text tokenizer (ColaRec: `tokenizer.json`, or `tokenizer/` for a pretrained T5 one) and
 `arch` (the T5 config and the model's resolved config). Its `config.json` is also a T5 config, so
-`transformers.T5Model.from_pretrained(folder)` loads the encoder-decoder for reuse elsewhere (`t5_from_folder`). Loading needs what the serving layer reads from the same folder (`genrec.serving.bundle`):
+`transformers.T5Model.from_pretrained(folder)` loads the encoder-decoder for reuse elsewhere (`t5_from_folder`).
+Loading needs what the serving layer reads from the same folder (`genrec.serving.bundle`):
 the item texts (ColaRec tokenises them again, as in `build`), the raw user ids (TIGER's hashed user token) and
 each user's training items oldest first (the evaluation input and the beam width).
 """
