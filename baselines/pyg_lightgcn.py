@@ -21,6 +21,7 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
+from baselines import served
 from genrec.common.errors import ConfigError, DataError
 
 
@@ -136,6 +138,16 @@ class PygLightGCN:
         if self._user_emb is None:
             self._cache_embeddings()
         return self._user_emb[torch.as_tensor(np.asarray(users), dtype=torch.long)] @ self._item_emb.T
+
+    def save(self, directory: Path) -> dict:
+        """The propagated tables `score` multiplies (`baselines.served.save_factors`)."""
+        self.score(np.zeros(0, dtype=np.int64))
+        return served.save_factors(directory, self._user_emb, self._item_emb,
+                                   torch.zeros(self.n_items, dtype=torch.bool))
+
+    @classmethod
+    def load(cls, directory: Path, arch: dict, bundle: Any = None) -> served.FactorScorer:
+        return served.FactorScorer.load(directory, arch)
 
     def item_embeddings(self) -> np.ndarray:
         """Layer-averaged item embeddings `[n_items, embedding_size]` (row = our item id)."""

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from baselines import recbole_compat as compat
+from baselines import served
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.util import atomic_write_text
 from genrec.data.splits import PARTS, Split
@@ -244,6 +245,24 @@ class _RecBoleModel:
             result = self._trainer.evaluate(loader, load_best_model=False, show_progress=False)
         return {k: float(v) for k, v in result.items()}
 
+    # --- keep and serve (baselines.served) -------------------------------------------------------------------
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user table, item table) in RecBole's row order, the ones `full_sort_predict` multiplies."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def save(self, directory: Path) -> dict:
+        """The two tables in our id order (`baselines.served.save_factors`); no RecBole object is kept."""
+        self._check_fitted()
+        self._model.eval()
+        users, items = (t.detach().cpu() for t in self._tables())
+        return served.save_factors(directory, users[torch.as_tensor(self._user_map)], items[self._item_map],
+                                   self._missing_items)
+
+    @classmethod
+    def load(cls, directory: Path, arch: dict, bundle: Any = None) -> Any:
+        return served.FactorScorer.load(directory, arch)
+
     def _item_rows(self, table: torch.Tensor) -> np.ndarray:
         emb = table.detach().cpu()[self._item_map].numpy().copy()
         emb[self._missing_items.numpy()] = 0.0
@@ -263,6 +282,9 @@ class MF(_RecBoleModel):
         """The trained item table `[n_items, d]`, row = our item id (zeros for items absent from every file)."""
         self._check_fitted()
         return self._item_rows(self._model.item_embedding.weight)
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._model.user_embedding.weight, self._model.item_embedding.weight
 
 
 class LightGCN(_RecBoleModel):
@@ -284,6 +306,9 @@ class LightGCN(_RecBoleModel):
         self._model.eval()
         _, items = self._model.forward()
         return self._item_rows(items)
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._model.forward()
 
 
 class SASRec(_RecBoleModel):
@@ -348,6 +373,15 @@ class SASRec(_RecBoleModel):
     def prepare_eval(self, part: str) -> None:
         """Called by the evaluator: test rankings use the test-time history, valid rankings the training one."""
         self.eval_part = "test" if part == "test" else "valid"
+
+    def save(self, directory: Path) -> dict:
+        """RecBole's weights, the item map and every user's test-time history (`baselines.served.save_sasrec`)."""
+        self._check_fitted()
+        return served.save_sasrec(directory, self)
+
+    @classmethod
+    def load(cls, directory: Path, arch: dict, bundle: Any = None) -> Any:
+        return served.SASRecScorer.load(directory, arch)
 
     def _extra_info(self) -> dict:
         self.eval_part = "test"

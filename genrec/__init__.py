@@ -12,4 +12,18 @@ The subpackages are layers; each may import only the ones above it in this list 
 * models live outside this package (`baselines/`, `zoo/`) and import the three layers above;
 * `genrec.experiments`: what is run and reported: suites and their plans, the runner and its claims, run records,
   leaderboards and plots, paired comparisons, the leakage audit, and Optuna tuning.
+* `genrec.serving` (level with `genrec.experiments`): a trained model kept as a folder and used: `genrec.load`.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def load(path: str | Path, check_data: bool = True) -> Any:
+    """A kept model (`genrec.serving.api.TrainedModel`): `recommend(user=...)`, `recommend(history=[...])`,
+    `explain(...)`. Imported on first use, so `import genrec` stays light."""
+    from genrec.serving.api import load as _load  # noqa: PLC0415
+
+    return _load(path, check_data)

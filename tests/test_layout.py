@@ -14,7 +14,7 @@ PACKAGES = ("genrec", "zoo", "baselines", "benchmarks", "tests")
 
 # lower number = lower layer; a module may import its own layer and the layers below it, never above
 LAYERS = [("genrec.common", 0), ("genrec.data", 1), ("genrec.evaluation", 2), ("baselines", 3), ("zoo", 3),
-          ("genrec.experiments", 4), ("benchmarks", 5), ("tests", 6)]
+          ("genrec.experiments", 4), ("genrec.serving", 4), ("benchmarks", 5), ("tests", 6)]
 
 
 def layer(module: str) -> int | None:
@@ -118,7 +118,7 @@ def test_function_local_imports_count(tmp_path):
 
 
 @pytest.mark.parametrize("pkg", ["genrec", "genrec.common", "genrec.data", "genrec.evaluation", "genrec.experiments",
-                                 "genrec.experiments.tuning", "zoo.genid", "zoo.colarec",
+                                 "genrec.experiments.tuning", "genrec.serving", "zoo.genid", "zoo.colarec",
                                  "zoo.tiger", "benchmarks.performance"])
 def test_every_subpackage_says_what_belongs_there(pkg):
     doc = ast.get_docstring(ast.parse((ROOT / Path(*pkg.split(".")) / "__init__.py").read_text()))

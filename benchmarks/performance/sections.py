@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, speed, train
+from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, serve, speed, train
 from benchmarks.performance.report import Bench
 
 SECTIONS: dict[str, Callable[[Bench], None]] = {
@@ -17,4 +17,5 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "profile": profile.run,
     "recbole": recbole.run,
     "gpu": gpu.run,
+    "serve": serve.run,
 }

@@ -35,3 +35,7 @@ def run_cli(main) -> None:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
+
+
+class UnknownIdError(BenchError):
+    """A user id, item id or title a kept model does not know (`genrec.serving`); the message lists the closest."""

@@ -6,12 +6,19 @@
 A model whose input depends on the evaluated part (SASRec: the history at test time may include validation items)
 may define `prepare_eval(part)`; the evaluator calls it before ranking.
 
+A fitted model is kept by `save(directory) -> arch` (safetensors + JSON only, `Saveable`) and served by the class
+method `load(directory, arch)` of its family, which returns an object that scores or recommends known users as
+above and, for a history the model has never seen, implements `score_history(histories)` (scorers) or
+`recommend_scored(users, k, exclude, histories)` (recommenders), naming its method in `history_method`
+(`genrec.serving`).
+
 `TopK` turns any scorer into a recommender, so the evaluator only ever consumes ranked lists and every model is
 scored by exactly the same code. `-1` in a list means "no item" and always counts as a miss.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,6 +42,13 @@ class Recommender(Protocol):
 class Trainable(Protocol):
     def fit(self, ctx: Any) -> dict:
         """Train on `ctx.split.train` (never valid/test interactions); return fit info (epochs, best epoch...)."""
+
+
+@runtime_checkable
+class Saveable(Protocol):
+    def save(self, directory: Path) -> dict:
+        """Write the fitted state into `directory` (safetensors / JSON, never pickle); return the JSON `arch`
+        that the family's `load(directory, arch)` needs to rebuild a model that ranks exactly as this one."""
 
 
 class TopK:

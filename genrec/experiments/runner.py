@@ -8,7 +8,7 @@ that fails: the record is written last, atomically. `run_claimed` runs a job und
 
 Test hook: `GENREC_TEST_DIE_AT=<point>[:<n>[:<signal>]]` sends `signal` (default KILL; e.g. INT) to this process
 the n-th time (default 1) it reaches `point`: `after-fit` (model fitted, nothing evaluated), `before-record`
-(evaluated, record not written) or `after-record` (record written, claim not yet released). Only the crash-safety
+(evaluated, model kept, record not written) or `after-record` (record written, claim not yet released). Only the crash-safety
 and interrupt tests set it.
 """
 
@@ -34,6 +34,7 @@ from genrec.experiments import claims
 from genrec.experiments.audit import audit_run, fit_audited
 from genrec.experiments.records import compact_arrays, read_record, records_of, run_id, run_key, write_record
 from genrec.experiments.suite import RunSpec
+from genrec.serving.bundle import save_model
 
 
 def spec_run_id(spec: RunSpec) -> str:
@@ -151,6 +152,8 @@ def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") ->
     record["wall_seconds"] = time.perf_counter() - start
     if audit:
         record["audit"] = {"checked": True, "problems": []}
+    save_model(model, ctx, results_dir(spec.suite, "models", run_key(rid, spec.config_hash)), rid, spec.model,
+               spec.dataset)
     _test_hook("before-record")
     write_record(record, compact_arrays(test, valid))
     _test_hook("after-record")

@@ -212,6 +212,30 @@ class ColaRec:
                 "n_users": self.net.uad.num_embeddings - 1, "K": self.cfg.K, "length": self.net.length,
                 "colarec": to_dict(self.cfg), "tokenizer": self.tokenizer.source}
 
+    # ----- keep and serve (zoo.colarec.serve) -----------------------------------------------------------------
+    def save(self, directory: Path) -> dict:
+        """Weights with the GIDs, the tokenizer and `arch` (`genrec.serving` keeps the rest of the folder)."""
+        from zoo.colarec.serve import save_generative  # noqa: PLC0415
+
+        return save_generative(self, directory)
+
+    @classmethod
+    def load(cls, directory: Path, arch: dict, bundle) -> ColaRec:
+        """A fitted model from a folder `save` wrote; `bundle` (`genrec.serving.bundle.Bundle`) gives the item
+        texts and each user's training items, which the network reads."""
+        from zoo.colarec.serve import load_colarec  # noqa: PLC0415
+
+        return load_colarec(cls, directory, arch, bundle)
+
+    history_method = "native: the history's items (id embedding + text) are the encoder input, most recent first"
+
+    def recommend_scored(self, users: np.ndarray | None, k: int, exclude,
+                         histories: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` items and their summed GID log-probs (`zoo.colarec.serve.recommend_scored`)."""
+        from zoo.colarec.serve import recommend_scored  # noqa: PLC0415
+
+        return recommend_scored(self, users, k, exclude, histories)
+
     @classmethod
     def from_checkpoint(cls, directory: str | Path, split) -> ColaRec:
         """Rebuild a fitted model from a checkpoint folder written by `train.save_checkpoint`."""

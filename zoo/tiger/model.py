@@ -15,6 +15,7 @@ Size fields left at `null` take their value from the `preset`; any field set exp
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -167,6 +168,19 @@ class Tiger:
         """What a checkpoint's `config.json` needs to rebuild the network."""
         return {"t5": self.net.t5_config.to_dict(), "K": self.cfg.K, "length": self.net.length,
                 "tiger": to_dict(self.cfg)}
+
+    # ----- keep and serve (zoo.colarec.serve): ColaRec's, with TIGER's inputs ------------------------------
+    save = ColaRec.save
+    recommend_scored = ColaRec.recommend_scored
+    history_method = ("native: the history's semantic-ID tokens are the encoder input (last max_history items; "
+                      "a new user gets the hashed token of the empty user id)")
+
+    @classmethod
+    def load(cls, directory: Path, arch: dict, bundle) -> Tiger:
+        """A fitted model from a folder `save` wrote (`zoo.colarec.serve.load_tiger`)."""
+        from zoo.colarec.serve import load_tiger  # noqa: PLC0415
+
+        return load_tiger(cls, directory, arch, bundle)
 
     # ----- recommend: ColaRec's decoding (constrained beam, width max(k) + most training items, capped) -------
     beam_width = ColaRec.beam_width

@@ -60,18 +60,34 @@ class TigerData:
     """Token arrays per item and per user, the training samples, and the batches built from them."""
 
     def __init__(self, split: Split, codes: np.ndarray, K: int, max_history: int, user_buckets: int):
+        tokens = split.dataset.user_tokens
+        raw = tokens if tokens is not None and len(tokens) == split.n_users else np.arange(split.n_users)
+        self._setup(codes, K, max_history, user_buckets, chronological(split), raw)
+        self.sample_user, self.sample_end = self._samples()
+
+    @classmethod
+    def from_histories(cls, codes: np.ndarray, K: int, max_history: int, user_buckets: int,
+                       user_items: list[np.ndarray], user_tokens: list[str]) -> TigerData:
+        """Evaluation inputs only (no training samples), from each user's training items oldest first and the
+        raw user ids: what a kept model needs without its split (`zoo.colarec.serve.load_tiger`)."""
+        data = cls.__new__(cls)
+        data._setup(codes, K, max_history, user_buckets, user_items, user_tokens)
+        data.sample_user = data.sample_end = np.zeros(0, dtype=np.int64)
+        return data
+
+    def _setup(self, codes: np.ndarray, K: int, max_history: int, user_buckets: int,
+               user_items: list[np.ndarray], raw_users) -> None:
         self.codes = np.asarray(codes, dtype=np.int64)
         self.K, self.length = K, self.codes.shape[1]
         self.max_history, self.user_buckets = max_history, user_buckets
         self.item_tokens = FIRST + np.arange(self.length) * K + self.codes - 1  # [n_items, length]
         self.vocab_size = FIRST + self.length * K + user_buckets
-        self.user_items = chronological(split)  # oldest first; `beam_width` reads it as ColaRec's
-        tokens = split.dataset.user_tokens
-        raw = tokens if tokens is not None and len(tokens) == split.n_users else np.arange(split.n_users)
+        self.user_items = user_items  # oldest first; `beam_width` reads it as ColaRec's
         first_user = FIRST + self.length * K
         self.user_token = np.array([first_user + user_bucket(t, user_buckets) if user_buckets else -1
-                                    for t in raw], dtype=np.int64)
-        self.sample_user, self.sample_end = self._samples()
+                                    for t in raw_users], dtype=np.int64)
+        # a history without a user (`history_batch`) gets the hashed token of the empty user id
+        self.new_user_token = first_user + user_bucket("", user_buckets) if user_buckets else -1
 
     def _samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(user, j) for every training sample: history items[:j] (last `max_history`), target items[j]."""
@@ -94,6 +110,12 @@ class TigerData:
     def encoder_row(self, u: int, items: np.ndarray) -> list[int]:
         head = [int(self.user_token[u])] if self.user_buckets else []
         return head + self.item_tokens[items].ravel().tolist() + [END]
+
+    def history_batch(self, histories: list[np.ndarray]) -> TokenBatch:
+        """Inputs for histories of a user the model has never seen (oldest first, last `max_history` read)."""
+        head = [int(self.new_user_token)] if self.user_buckets else []
+        return self.collate([head + self.item_tokens[np.asarray(h, dtype=np.int64)[-self.max_history:]].ravel()
+                             .tolist() + [END] for h in histories])
 
     @staticmethod
     def collate(rows: list[list[int]]) -> TokenBatch:
