@@ -3,7 +3,7 @@
     python benchmarks/recommend.py --list                                     # runs that kept a model
     python benchmarks/recommend.py colarec--full--ml-100k--colarec--s0 --user 196 -k 10
     python benchmarks/recommend.py colarec--full--ml-100k--colarec--s0 --history "Star Wars (1977)" "Fargo (1996)"
-    python benchmarks/recommend.py results/ablation/models/<run key> --user 196 --json
+    python benchmarks/recommend.py runs/results/ablation/models/<run key> --user 196 --json
 
 The model is a run id (`<model>--<variant>--<dataset>--<split>--s<seed>`), a run key (the folder name) or a
 model folder. `--history` takes raw item ids or exact titles, oldest first. An unknown user, item or title (or
