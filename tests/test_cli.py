@@ -51,7 +51,9 @@ def test_changed_config_is_not_considered_done(capsys):
     [(["--suite", "smok"], "unknown suite 'smok'; did you mean 'smoke'"),
      (["--suite", "smoke", "eval.kss=[1]"], "unknown key 'kss'; did you mean 'ks'"),
      (["--suite", "smoke", "--dataset", "ml-100kk"], "unknown dataset 'ml-100kk'; did you mean 'ml-100k'"),
-     (["--suite", "smoke", "--model", "lightgnc"], "unknown model 'lightgnc'; did you mean 'lightgcn'")],
+     (["--suite", "smoke", "--model", "lightgnc"], "unknown model 'lightgnc'; did you mean 'lightgcn'"),
+     (["--suite", "smoke", "--model", "MF"], "unknown model 'MF'; did you mean 'mf'"),
+     (["--suite", "Smoke"], "unknown suite 'Smoke'; did you mean 'smoke'")],
 )
 def test_bad_input_gives_one_clear_error_and_no_record(tmp_path, args, message):
     proc = subprocess.run([sys.executable, "benchmarks/run.py", *args], cwd=ROOT, capture_output=True, text=True)

@@ -48,7 +48,9 @@ DATASET_KINDS: dict[str, str] = {
 
 
 def unknown_name(kind: str, name: str, known: dict | list) -> ConfigError:
-    hint = difflib.get_close_matches(name, list(known), n=1)
+    """One line naming the unknown `name` of `kind`, the closest known name (in any case: `MF` -> `mf`) and all."""
+    by_lower = {str(k).lower(): str(k) for k in known}
+    hint = [by_lower[h] for h in difflib.get_close_matches(name.lower(), list(by_lower), n=1)]
     did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
     return ConfigError(f"unknown {kind} '{name}'{did_you_mean} (known: {', '.join(sorted(known))})")
 
