@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from genrec.common.cli import check_conflicts, check_unique  # noqa: E402
 from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
@@ -81,6 +82,18 @@ def parse_seeds(text: str) -> list[int]:
     return check_seeds(seeds, f"--seeds {text!r}")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, flags out of range, a repeated value and flags that contradict each other."""
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
+    if not args.wait_timeout >= 0:
+        raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    for flag in ("--dataset", "--model", "--split", "--variant"):
+        check_unique(flag, getattr(args, flag[2:]))
+    check_conflicts(args, [("--leaderboard-only", "--dry-run"), ("--leaderboard-only", "--no-leaderboard"),
+                           ("--leaderboard-only", "--audit")])
+
+
 def fmt_seconds(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -101,12 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         print("error: give --suite NAME (or --list)", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
-    if not args.wait_timeout >= 0:
-        raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    check_args(args)
     suite = load_suite(args.suite)
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
                  args.variant)
     load_records(suite.name)  # every record of the suite must be readable before anything runs

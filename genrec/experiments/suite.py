@@ -128,7 +128,7 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
         if dot and head == "eval":
             eval_over[rest] = value
         elif dot and head in per_model:
-            per_model[head][rest] = value
+            _route(per_model[head], rest, value, key)
         elif dot:
             raise ConfigError(f"override '{key}': '{head}' is neither 'eval' nor a model of this plan "
                               f"({', '.join(models)})")
@@ -138,8 +138,16 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
                 known = sorted(set().union(*fields.values())) if fields else []
                 raise ConfigError(unknown_key_message(key, known, "override"))
             for m in owners:
-                per_model[m][key] = value
+                _route(per_model[m], key, value, key)
     return eval_over, per_model
+
+
+def _route(target: dict, key: str, value: Any, given_as: str) -> None:
+    """Set `target[key]`, refusing a second value for it (`epochs=2 mf.epochs=3`: which one was meant?)."""
+    if key in target:
+        raise ConfigError(f"override {given_as!r}: '{key}' is already set to {target[key]!r} by another override of "
+                          "this command; give it once")
+    target[key] = value
 
 
 def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None = None,
@@ -169,6 +177,8 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
         model_class(m)
     overrides = dict(overrides or {})
     cli_tuned = overrides.pop("tuned", None)
+    if cli_tuned is not None and not isinstance(cli_tuned, bool):
+        raise ConfigError(f"override tuned={cli_tuned!r}: expected true/false")
     use_tuned = bool(suite.tuned if cli_tuned is None else cli_tuned)
     eval_over, per_model = split_cli_overrides(overrides, models)
     check_table_ks(build(EvalConfig, suite.eval, eval_over, where="eval"))  # fail early on a bad eval override
