@@ -37,8 +37,8 @@ from genrec.common.cli import check_conflicts, check_unique  # noqa: E402
 from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
-from genrec.data.cache import cached_split  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
+from genrec.experiments.checks import check_plan  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
 from genrec.experiments.leaderboard import write_suite  # noqa: E402
 from genrec.experiments.records import load_records  # noqa: E402
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.leaderboard_only:
         write_suite_leaderboard(suite, args)
         return 0
-    check_data(specs)
+    check_plan(specs)  # data, paths and model needs of every run (genrec.experiments.checks)
     if args.threads:
         import torch  # noqa: PLC0415
 
@@ -145,17 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0 and not args.no_leaderboard:
         write_suite_leaderboard(suite, args)
     return code
-
-
-def check_data(specs: list) -> None:
-    """Load every dataset and make every split of the plan once (cached for the runs), so a bad data file or a
-    split the data cannot take fails before the first run instead of after some."""
-    seen = set()
-    for s in specs:
-        key = (s.dataset, s.split, tuple(sorted(s.split_params.items())))
-        if key not in seen:
-            seen.add(key)
-            cached_split(s.dataset, s.split, s.seed, s.split_params)
 
 
 def report_audit_skips(done: list[dict]) -> None:

@@ -9,14 +9,20 @@ settings; (7) file modes.
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from benchmarks.run import main
 from genrec.common.config import parse_overrides
-from genrec.common.errors import ConfigError
+from genrec.common.errors import ConfigError, DataError
+from genrec.data.loaders import load_atomic, load_colarec_release
+from genrec.data.loaders_raw import load_amazon2014
 
 
 @pytest.fixture(autouse=True)
@@ -42,13 +48,126 @@ def _mf(*args: str) -> Callable[[Path], object]:
     return _plan("--model", "mf", *args)
 
 
+def _colarec(*args: str) -> Callable[[Path], object]:
+    return _plan("--model", "colarec", *args)
+
+
+def _checkpoint(tmp: Path, config: object = None, weights: bytes | dict | None = None) -> Path:
+    """A fake ColaRec checkpoint folder: `config.json` (a run state by default) and `model.safetensors`."""
+    folder = tmp / "ckpt"
+    folder.mkdir(exist_ok=True)
+    config = {"model_type": "colarec", "state": {"epoch": 3}} if config is None else config
+    (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    weights = {"iad.weight": np.zeros((1683, 128), np.float32)} if weights is None else weights
+    if isinstance(weights, bytes):
+        (folder / "model.safetensors").write_bytes(weights)
+    else:
+        save_file(weights, str(folder / "model.safetensors"))
+    return folder
+
+
+def _resume(**kw: object) -> Callable[[Path], object]:
+    return lambda tmp: _colarec(f"resume_from={_checkpoint(tmp, **kw)}")(tmp)
+
+
+def _pretrained_pickle_only(tmp: Path) -> object:
+    folder = tmp / "t5"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"x": 1}))
+    return _colarec(f"pretrained_dir={folder}")(tmp)
+
+
+def _cache_below_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    (tmp / "afile").write_text("x")
+    monkeypatch.setenv("GENREC_CACHE", str(tmp / "afile" / "cache"))
+    return _plan("--model", "pop")(tmp)
+
+
+def _atomic(tmp: Path, body: str, item: str | None = None) -> Path:
+    folder = tmp / "toy"
+    folder.mkdir(exist_ok=True)
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + body)
+    if item is not None:
+        (folder / "toy.item").write_text(item)
+    return folder
+
+
+FOUR_EACH = "".join(f"{u}\t{i}\t{10 * u + j}\n" for u in range(1, 6) for j, i in enumerate("abcd"))
+
+
+def _on_atomic(body: str, *args: str, item: str | None = None) -> Callable[[Path], object]:
+    return lambda tmp: _plan("--dataset", f"atomic:{_atomic(tmp, body, item)}", *args)(tmp)
+
+
+def _release(tmp: Path, cid: Callable[[int], list[int]] = lambda i: [1, 1, i], content: object = "title") -> Path:
+    folder = tmp / "rel"
+    folder.mkdir(exist_ok=True)
+    corpus = {str(i): {"atom_id": i, "cid": cid(i), "content": content if i == 2 else f"item {i}"}
+              for i in range(1, 5)}
+    (folder / "corpus_512.json").write_text(json.dumps(corpus))
+    (folder / "train_time_inter.csv").write_text("user_id,item_id,time\n1,1,100\n1,2,200\n2,1,300\n2,3,400\n")
+    (folder / "valid_inter.csv").write_text("user_id,item_id\n1,3\n")
+    (folder / "test_inter.csv").write_text("user_id,item_id\n2,2\n")
+    return folder
+
+
+def _amazon_title(title: object) -> Callable[[Path], object]:
+    def run(tmp: Path) -> object:
+        folder = tmp / "amz"
+        folder.mkdir()
+        (folder / "reviews_X_5.json").write_text(json.dumps({"reviewerID": "u1", "asin": "a", "overall": 5.0,
+                                                             "unixReviewTime": 1}) + "\n")
+        (folder / "meta_X.json").write_text(repr({"asin": "a", "title": title}) + "\n")
+        return load_amazon2014(folder, k=0)
+    return run
+
+
 CASES = [
     # family 1: values RecBole / torch would refuse only after the data is loaded and training started
     ("negative-learning-rate", _mf("epochs=1", "learning_rate=-1"), ConfigError,
      r"mf \(smoke/default\)\.learning_rate: -1\.0 is not a number > 0"),
     ("dropout-above-1", _plan("--model", "sasrec", "hidden_dropout_prob=1.5"), ConfigError,
      r"sasrec \(smoke/default\)\.hidden_dropout_prob: 1\.5 is not a probability in \[0, 1\)"),
+    ("resume-from-missing-folder", _colarec("resume_from=/nonexistent/ckpt"), ConfigError,
+     r"colarec\.resume_from: '/nonexistent/ckpt' is not a folder"),
+    ("resume-from-config-without-state", _resume(config={"model_type": "colarec"}), ConfigError,
+     r"\.resume_from: .*config\.json has no run state \('state' with an integer 'epoch'\)"),
+    ("resume-from-invalid-json", _resume(config="{not json"), ConfigError,
+     r"\.resume_from: .*config\.json is not valid JSON"),
+    ("resume-from-random-weights", _resume(weights=bytes(range(256)) * 4), ConfigError,
+     r"\.resume_from: .*model\.safetensors is not a readable safetensors file"),
+    ("resume-from-other-d-model", _resume(weights={"shared.weight": np.zeros((300, 48), np.float32)}), ConfigError,
+     r"model\.safetensors: shared\.weight has shape \[300, 48\]; expected 128 along axis 1 \(d_model 128\)"),
+    ("resume-from-other-dataset", _resume(weights={"iad.weight": np.zeros((11, 128), np.float32)}), ConfigError,
+     r"iad\.weight has shape \[11, 128\]; expected 1683 along axis 0 \(1682 items of ml-100k \+ 1\)"),
+    ("pretrained-dir-missing", _colarec("pretrained_dir=/nonexistent/t5"), ConfigError,
+     r"\.pretrained_dir: '/nonexistent/t5' is not a folder"),
+    ("pretrained-dir-pickle-only", _pretrained_pickle_only, ConfigError,
+     r"\.pretrained_dir: '.*t5' has no model\.safetensors \(found only pytorch_model\.bin: pickle files are "
+     r"never loaded"),
+    ("cache-below-a-file", _cache_below_a_file, ConfigError,
+     r"GENREC_CACHE='.*afile/cache': cannot create the cache folder \(Not a directory\)"),
+    ("official-gids-not-unique",
+     lambda tmp: _colarec("--dataset", f"colarec:{_release(tmp, cid=lambda i: [1, 1, 1 + i % 2])}", "gid_variant=official",
+                          "gid_length=3")(tmp), DataError,
+     r"GID variant 'official': '.*' items \['2', '4'\] share the GID \[1, 1, 1\]"),
     # family 2: accepted though wrong, and a record written
+    ("no-evaluable-user", _on_atomic("".join(f"{u}\t{i}\t{u}\n" for u in range(1, 9) for i in "ab"), "--model", "pop"),
+     DataError, r"toy: the 'colarec' split \(seed 0\) leaves no user with a valid interaction \(8 users, 16 "),
+    ("colarec-without-item-text", _on_atomic(FOUR_EACH, "--model", "colarec"), DataError,
+     r"toy: no item has text \(0 of 4 items\); colarec reads item text \(its input\)"),
+    ("text-gids-without-item-text", _on_atomic(FOUR_EACH, "--model", "colarec", "gid_variant=semantic"), DataError,
+     r"colarec reads item text \(GID variant 'semantic'\)"),
+    ("corpus-content-null", lambda tmp: load_colarec_release(_release(tmp, content=None)), DataError,
+     r"corpus_512\.json: entry '2': content None is not a string"),
+    ("corpus-content-object", lambda tmp: load_colarec_release(_release(tmp, content={"a": 1})), DataError,
+     r"corpus_512\.json: entry '2': content \{'a': 1\} is not a string"),
+    ("amazon-title-a-dict", _amazon_title({"a": [1, 2]}), DataError,
+     r"meta_X\.json: line 1: item 'a': field 'title' is \{'a': \[1, 2\]\}; expected a string"),
+    ("item-file-lists-an-item-twice",
+     lambda tmp: load_atomic(_atomic(tmp, FOUR_EACH, "item_id:token\ttitle:token_seq\na\tred\nb\tx\na\tblue\n")),
+     DataError, r"toy\.item: item 'a' is listed twice \(data rows 1 and 3\); expected one row per item"),
     ("embedding-size-zero", _mf("embedding_size=0"), ConfigError,
      r"mf \(smoke/default\)\.embedding_size: 0 is below the minimum 1"),
     # family 3: ambiguous command lines
@@ -72,12 +191,15 @@ CASES = [
 
 
 @pytest.mark.parametrize(("build_and_run", "error", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_misuse_is_one_line_before_any_work(tmp_path, build_and_run, error, message):
+def test_misuse_is_one_line_before_any_work(tmp_path, monkeypatch, build_and_run, error, message):
+    run = (lambda tmp: build_and_run(tmp, monkeypatch)) if build_and_run is _cache_below_a_file else build_and_run
     with pytest.raises(error, match=message) as info:
-        build_and_run(tmp_path)
+        run(tmp_path)
     assert len(str(info.value).splitlines()) == 1
+    split_cache = {p for p in _files(tmp_path / "cache") if p.parent.name == "splits"}  # checked once made
+    allowed = split_cache if error is DataError and "split" in message else set()
     assert {sub: _files(tmp_path / sub) for sub in ("results", "cache", "leaderboard")} == {
-        "results": set(), "cache": set(), "leaderboard": set()}
+        "results": set(), "cache": allowed, "leaderboard": set()}
 
 
 @pytest.mark.parametrize(("text", "value"), [
