@@ -10,7 +10,10 @@ settings; (7) file modes.
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +23,8 @@ from safetensors.numpy import save_file
 
 from benchmarks.run import main
 from genrec.common.config import parse_overrides
-from genrec.common.errors import ConfigError, DataError
+from genrec.common.errors import INTERRUPTED, ConfigError, DataError
+from genrec.common.paths import ROOT
 from genrec.data.loaders import load_atomic, load_colarec_release
 from genrec.data.loaders_raw import load_amazon2014
 
@@ -217,3 +221,28 @@ def test_float_override_in_e_notation_plans_the_same_run_as_decimal(capsys):
     e_notation = capsys.readouterr().out
     main(["--suite", "smoke", "--model", "mf", "--dry-run", "learning_rate=0.01"])
     assert e_notation == capsys.readouterr().out and "learning_rate=0.01" in e_notation
+
+
+# Runs benchmarks/tune.py with the trial's fit replaced by a SIGINT to the process: Ctrl-C in the middle of a trial.
+CTRL_C_IN_TRIAL = """
+import importlib, os, signal, sys, time
+sys.path.insert(0, os.getcwd())
+objective = importlib.import_module("genrec.experiments.tuning.objective")
+def fit(trial, job):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)
+objective._fit_and_validate = fit
+from benchmarks.tune import main
+from genrec.common.errors import run_cli
+run_cli(lambda: main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_in_a_tuning_trial_prints_one_line(tmp_path):
+    env = {**os.environ, "GENREC_STUDIES": str(tmp_path / "studies"), "GENREC_TUNED": str(tmp_path / "tuned")}
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_IN_TRIAL, "--model", "mf", "--trials", "1", "--no-export",
+                           "--storage", f"sqlite:///{tmp_path / 'mf.db'}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == INTERRUPTED

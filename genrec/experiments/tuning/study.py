@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -54,6 +55,7 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, sampler_seed=sampler_seed)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
+    previous = signal.signal(signal.SIGINT, _quiet_interrupt)
     try:
         study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
                        callbacks=[cap])
@@ -61,6 +63,17 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         if multiprocessing.parent_process() is None:
             raise
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C during a trial: silence Optuna's logger first (it would log the interrupted trial as failed, with
+    its whole traceback, ~50 lines before our one "interrupted" line), then interrupt as Python does."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    signal.default_int_handler(signum, frame)
 
 
 def start_workers(procs: list, study: Any, poll_s: float = 0.2) -> None:
