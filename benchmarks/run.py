@@ -38,10 +38,10 @@ from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
-from genrec.experiments.checks import check_plan  # noqa: E402
+from genrec.experiments.checks import check_plan, corrupt_status  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
 from genrec.experiments.leaderboard import write_suite  # noqa: E402
-from genrec.experiments.records import load_records  # noqa: E402
+from genrec.experiments.records import RecordError, corrupt_records, load_records  # noqa: E402
 from genrec.experiments.runner import Status, run_claimed, spec_run_id, status  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 from genrec.experiments.view import current_records, table_specs  # noqa: E402
@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
                  args.variant)
-    load_records(suite.name)  # every record of the suite must be readable before anything runs
+    bad = corrupt_records(suite.name)  # every record must hold together before anything runs or is rendered
+    if bad and not args.dry_run:
+        more = f" (and {len(bad) - 1} more corrupt records: --dry-run lists them)" if len(bad) > 1 else ""
+        raise RecordError(next(iter(bad.values())) + more)
     if args.leaderboard_only:
         write_suite_leaderboard(suite, args)
         return 0
@@ -128,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
-    states = [Status("todo") if args.force else status(s) for s in specs]
+    states = [corrupt_status(s, bad) or (Status("todo") if args.force else status(s)) for s in specs]
     if args.dry_run:
         for i, (spec, st) in enumerate(zip(specs, states, strict=True), 1):
             why = f"  ({st.reason}; its record is kept, and not shown)" if st.reason else ""
+            why = f"  ({st.reason})" if st.state == "corrupt" else why
             print(f"[{i}/{len(specs)}] {st.state}  {spec_run_id(spec)}  config {spec.config_hash}{why}")
-        return 0
+        for reason in bad.values():
+            print(f"corrupt (never shown, never done): {reason}")
+        return 2 if bad else 0
     todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
           f"{len(todo)} to run", flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from genrec.common.errors import INTERRUPTED, ConfigError, DataError
 from genrec.common.paths import ROOT
 from genrec.data.loaders import load_atomic, load_colarec_release
 from genrec.data.loaders_raw import load_amazon2014
+from genrec.experiments.records import RecordError
 
 
 @pytest.fixture(autouse=True)
@@ -246,3 +248,74 @@ def test_ctrl_c_in_a_tuning_trial_prints_one_line(tmp_path):
     assert proc.returncode == 130
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == INTERRUPTED
+
+
+# ----- family 4: a record is checked against itself before anything is counted or rendered from it -------------
+@pytest.fixture(scope="module")
+def pop_record(tmp_path_factory) -> dict[str, bytes]:
+    """The files of one real record (smoke, pop, seed 0), made once for the module."""
+    tmp = tmp_path_factory.mktemp("pop")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("GENREC_RESULTS", "GENREC_LEADERBOARD", "GENREC_CACHE"):
+            mp.setenv(var, str(tmp / var))
+        assert main(["--suite", "smoke", "--model", "pop", "--no-leaderboard"]) == 0
+    return {p.name: p.read_bytes() for p in (tmp / "GENREC_RESULTS" / "smoke").glob("pop--*")}
+
+
+def _edit_json(edit: Callable[[dict], None]) -> Callable[[Path, dict], None]:
+    def run(json_path: Path, files: dict) -> None:
+        record = json.loads(json_path.read_text())
+        edit(record)
+        json_path.write_text(json.dumps(record))
+    return run
+
+
+def _npz(edit: Callable[[bytes], bytes | None]) -> Callable[[Path, dict], None]:
+    def run(json_path: Path, files: dict) -> None:
+        npz, data = json_path.with_suffix(".npz"), edit(json_path.with_suffix(".npz").read_bytes())
+        npz.unlink()
+        if data is not None:
+            npz.write_bytes(data)
+    return run
+
+
+RECORD_CASES = [
+    ("field-of-the-wrong-type", _edit_json(lambda r: r.update(seed="0")), r"field 'seed' is '0'; expected int"),
+    ("metric-not-a-number", _edit_json(lambda r: r["metrics"].update({"ndcg@10": "0.1"})),
+     r"metrics\['ndcg@10'\] is '0\.1'; expected a number"),
+    ("metrics-a-list", _edit_json(lambda r: r.update(metrics=[1])), r"field 'metrics' is \[1\]; expected dict"),
+    ("mean-not-of-its-arrays", _edit_json(lambda r: r["metrics"].update({"ndcg@10": r["metrics"]["ndcg@10"] + 0.01})),
+     r"metrics\['ndcg@10'\] = .*, but the mean of its per-user array is"),
+    ("config-hash-not-of-its-config", _edit_json(lambda r: r["config"].update(seed=7)),
+     r"config_hash \w+ is not the hash of its config"),
+    ("npz-missing", _npz(lambda data: None), r"its \.npz is unreadable: .*No such file"),
+    ("npz-truncated", _npz(lambda data: data[: len(data) // 2]), r"its \.npz is unreadable"),
+]
+
+
+@pytest.mark.parametrize(("damage", "reason"), [c[1:] for c in RECORD_CASES], ids=[c[0] for c in RECORD_CASES])
+def test_damaged_record_is_corrupt_never_done_never_rendered(tmp_path, capsys, pop_record, damage, reason):
+    folder = tmp_path / "results" / "smoke"
+    folder.mkdir(parents=True)
+    for name, data in pop_record.items():
+        (folder / name).write_bytes(data)
+    json_path = next(folder.glob("*.json"))
+    damage(json_path, pop_record)
+    assert main(["--suite", "smoke", "--model", "pop", "--dry-run"]) == 2
+    out = capsys.readouterr().out
+    assert re.search(rf"\[1/1\] corrupt  pop--default--ml-100k--colarec--s0  config \w+  \(.*corrupt record \({reason}",
+                     out), out
+    before = _files(tmp_path)
+    for args in ([], ["--leaderboard-only"]):  # neither runs nor renders anything
+        with pytest.raises(RecordError, match=rf"{re.escape(str(json_path))}: corrupt record \({reason}"):
+            main(["--suite", "smoke", "--model", "pop", *args])
+    assert _files(tmp_path) == before
+
+
+def test_intact_record_is_done(tmp_path, capsys, pop_record):
+    folder = tmp_path / "results" / "smoke"
+    folder.mkdir(parents=True)
+    for name, data in pop_record.items():
+        (folder / name).write_bytes(data)
+    assert main(["--suite", "smoke", "--model", "pop", "--dry-run"]) == 0
+    assert "[1/1] done  pop--default--ml-100k--colarec--s0" in capsys.readouterr().out

@@ -27,6 +27,8 @@ from genrec.common.registry import model_class
 from genrec.data.cache import cached_dataset, cached_split
 from genrec.data.dataset import Dataset
 from genrec.data.splits import Split
+from genrec.experiments.records import records_of
+from genrec.experiments.runner import Status, spec_run_id
 from genrec.experiments.suite import RunSpec
 
 TEXT_GID_VARIANTS = ("semantic", "rqvae")  # zoo.genid.gid variants built from item text
@@ -149,3 +151,13 @@ def _tensor_shapes(path: Path, where: str) -> dict[str, tuple[int, ...]]:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as e:
         raise ConfigError(f"{where}: {path} is not a readable safetensors file ({e})") from None
+
+
+def corrupt_status(spec: RunSpec, bad: dict[Path, str]) -> Status | None:
+    """`Status("corrupt", reason=...)` when a record of `spec` is among the `bad` ones
+    (`genrec.experiments.records.corrupt_records`): such a run is neither done nor rendered."""
+    for h in spec.config_hashes:
+        for path in records_of(spec.suite, spec_run_id(spec), h):
+            if path in bad:
+                return Status("corrupt", None, bad[path])
+    return None
