@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from safetensors.numpy import save_file
 
 from benchmarks.run import main
@@ -319,3 +320,41 @@ def test_intact_record_is_done(tmp_path, capsys, pop_record):
         (folder / name).write_bytes(data)
     assert main(["--suite", "smoke", "--model", "pop", "--dry-run"]) == 0
     assert "[1/1] done  pop--default--ml-100k--colarec--s0" in capsys.readouterr().out
+
+
+# ----- family 6: a metric at k depends on nothing but the ranking's first k places ------------------------------
+class CoarseScorer:
+    """Scores in {0, 1, 2} (hash of user and item): most items tie, as with popularity counts or rounded scores."""
+
+    def __init__(self, n_items: int):
+        self.n_items = n_items
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return ((users[:, None] * 7 + np.arange(self.n_items)[None, :] * 13) % 5 // 2).astype(np.float32)
+
+
+def test_ties_are_broken_by_the_lower_item_id():
+    from genrec.evaluation.protocols import TopK
+
+    scores = np.array([[1, 3, 3, 1, 3, 0], [2, 2, 2, 2, 2, 2]], dtype=np.float32)
+    ranked = TopK(type("S", (), {"score": lambda self, u: scores[u]})()).recommend(np.arange(2), 5,
+                                                                                    sp.csr_matrix((2, 6)))
+    assert ranked.tolist() == [[1, 2, 4, 0, 3], [0, 1, 2, 3, 4]]
+
+
+def test_metric_at_k_ignores_other_cutoffs_batch_size_and_threads(make_dataset, one_thread):
+    import torch
+
+    from genrec.data.splits import make_split
+    from genrec.evaluation.evaluate import evaluate
+
+    split = make_split(make_dataset(counts=(5, 6, 7, 8, 9, 10, 11, 12) * 4, n_items=60), "colarec", use_cache=False)
+    model = CoarseScorer(split.n_items)
+    base = evaluate(model, split, "test", (5, 10, 20)).per_user
+    variants = [evaluate(model, split, "test", (5, 10, 20, 50)).per_user,
+                evaluate(model, split, "test", (5, 10, 20), batch_users=3).per_user]
+    torch.set_num_threads(2)
+    variants.append(evaluate(model, split, "test", (5, 10, 20)).per_user)
+    for other in variants:
+        for key in ("ndcg@5", "recall@5", "ndcg@10", "mrr@20"):
+            np.testing.assert_array_equal(other[key], base[key], err_msg=key)

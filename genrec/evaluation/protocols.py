@@ -38,8 +38,10 @@ class Trainable(Protocol):
 
 
 class TopK:
-    """Adapter: scorer -> recommender. Excluded items get -inf; ties are broken by `torch.topk` order. Scores may
-    come back on any device (a GPU model's `score`): the ranking runs there and only the top-k ids come back."""
+    """Adapter: scorer -> recommender. Excluded items and NaN scores get -inf (never ranked). Ties follow one rule (`top_k`): a higher score
+    first, and among equal scores the lower item id first, so a list never depends on k, the batch or the
+    threads. Scores may come back on any device (a GPU model's `score`): the ranking runs there and only the
+    top-k ids come back."""
 
     def __init__(self, scorer: Scorer):
         self.scorer = scorer
@@ -52,15 +54,36 @@ class TopK:
             scores = torch.from_numpy(np.array(raw, dtype=np.float32))
         if scores.shape[0] != len(users):
             raise ValueError(f"score() returned {scores.shape[0]} rows for {len(users)} users")
+        scores = torch.nan_to_num(scores, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # NaN: never ranked
         coo = exclude.tocoo()
         rows, cols = (torch.from_numpy(a.astype(np.int64)).to(scores.device) for a in (coo.row, coo.col))
         scores[rows, cols] = -torch.inf
         k_eff = min(k, scores.shape[1])
-        values, idx = torch.topk(scores, k_eff, dim=1)
+        values, idx = top_k(scores, k_eff)
         idx[torch.isneginf(values)] = -1
         out = np.full((len(users), k), -1, dtype=np.int64)
         out[:, :k_eff] = idx.cpu().numpy()  # a scorer may return its scores on a GPU
         return out
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` best items of each row, ordered by score (descending), equal scores by item id (ascending).
+
+    `torch.topk` leaves the order of equal scores unspecified (it changes with k: a popularity model's NDCG@5
+    moved when eval.ks added 50). Here the k-th best score `t` of a row splits it: every item scoring above `t`
+    is in, and the items scoring exactly `t` fill the remaining places in id order; the chosen items are then
+    sorted stably by score. Cost: one `topk` and a few passes over the scores (no full sort)."""
+    if k == 0:
+        return scores[:, :0], torch.zeros((scores.shape[0], 0), dtype=torch.int64, device=scores.device)
+    thr = torch.topk(scores, k, dim=1).values[:, -1:]
+    above = scores > thr
+    tied = scores == thr
+    room = k - above.sum(1, keepdim=True)
+    chosen = above | (tied & (torch.cumsum(tied, dim=1) <= room))
+    idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: ascending item id within a row
+    values = scores.gather(1, idx)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    return values.gather(1, order), idx.gather(1, order)
 
 
 def as_recommender(model: object) -> Recommender:
