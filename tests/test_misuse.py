@@ -358,3 +358,32 @@ def test_metric_at_k_ignores_other_cutoffs_batch_size_and_threads(make_dataset, 
     for other in variants:
         for key in ("ndcg@5", "recall@5", "ndcg@10", "mrr@20"):
             np.testing.assert_array_equal(other[key], base[key], err_msg=key)
+
+
+# ----- family 5: tuning storage -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("storage", "message"), [
+    ("sqlite:///", r"an in-memory SQLite database would lose the study"),
+    ("sqlite:///:memory:", r"an in-memory SQLite database would lose the study"),
+    ("sqlite:///{tmp}/no/such/folder/mf.db", r"folder '.*/no/such/folder' does not exist; create it first"),
+    ("journal:{tmp}/no/such/folder/mf.log", r"folder '.*/no/such/folder' does not exist"),
+])
+def test_tune_storage_is_a_file_in_an_existing_folder(tmp_path, monkeypatch, storage, message):
+    from benchmarks.tune import main as tune_main
+
+    monkeypatch.setenv("GENREC_STUDIES", str(tmp_path / "studies"))
+    with pytest.raises(ConfigError, match=message):
+        tune_main(["--model", "mf", "--trials", "1", "--no-export", "--storage", storage.format(tmp=tmp_path)])
+    assert not (tmp_path / "no").exists() and not (tmp_path / "studies").exists()
+
+
+def test_study_identity_is_the_dataset_not_its_file_safe_spelling(tmp_path):
+    from genrec.common.config import config_hash
+    from genrec.experiments.tuning import TuneJob, load_space
+    from genrec.experiments.tuning.job import space_dict
+
+    space = load_space("mf")
+    names = {TuneJob("mf", f"atomic:{tmp_path}/{p}", "colarec", space).name for p in ("a/b_c", "a/b/c", "a_b/c")}
+    assert len(names) == 3
+    job = TuneJob("mf", "ml-100k", "colarec", space)  # a registered name keeps the name its studies have
+    unchanged = config_hash({"space": space_dict(space), "overrides": {}, "split_params": {}})[:10]
+    assert job.name == f"mf--ml-100k--colarec--{unchanged}"
