@@ -387,3 +387,16 @@ def test_study_identity_is_the_dataset_not_its_file_safe_spelling(tmp_path):
     job = TuneJob("mf", "ml-100k", "colarec", space)  # a registered name keeps the name its studies have
     unchanged = config_hash({"space": space_dict(space), "overrides": {}, "split_params": {}})[:10]
     assert job.name == f"mf--ml-100k--colarec--{unchanged}"
+
+
+# ----- family 7: files written with the process umask -----------------------------------------------------------
+def test_records_exports_and_tuned_configs_get_the_umask_mode(tmp_path):
+    import stat
+
+    from genrec.common import util
+
+    util.atomic_write_text(tmp_path / "record.json", "{}")  # records, .npz, study exports, tuned configs
+    mode = stat.S_IMODE((tmp_path / "record.json").stat().st_mode)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # 0644 under the default umask 022 (mkstemp's 0600 before)
