@@ -400,3 +400,15 @@ def test_records_exports_and_tuned_configs_get_the_umask_mode(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert mode == 0o666 & ~umask  # 0644 under the default umask 022 (mkstemp's 0600 before)
+
+
+def test_search_space_choice_out_of_range_fails_before_any_trial(tmp_path, monkeypatch):
+    from benchmarks.tune import main as tune_main
+
+    monkeypatch.setenv("GENREC_STUDIES", str(tmp_path / "studies"))
+    space = tmp_path / "mf-zero.yaml"
+    space.write_text("embedding_size:\n  distribution: categorical\n  choices: [0, 32]\n")
+    with pytest.raises(ConfigError, match=r"mf-zero\.yaml: embedding_size\.embedding_size: 0 is below the minimum 1"):
+        tune_main(["--model", "mf", "--space", str(space), "--trials", "1", "--no-export",
+                   "--storage", f"journal:{tmp_path}/mf.log"])
+    assert not (tmp_path / "mf.log").exists()

@@ -221,7 +221,9 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
     """The specs (one per seed) of one leaderboard row, or [] when the variant skips this dataset/split."""
     if ds not in var_over.pop("only_datasets", [ds]) or split not in var_over.pop("only_splits", [split]):
         return []
-    var_tuned = bool(var_over.pop("tuned", False))
+    var_tuned = var_over.pop("tuned", False)
+    if not isinstance(var_tuned, bool):
+        raise ConfigError(f"suite {suite.name} variant {variant}: tuned {var_tuned!r}: expected true/false")
     if var_tuned and not has_search_space(m):
         return []  # a `tuned` variant of a model with nothing to tune (pop) would repeat `default`
     split_params = {**suite.split_params, **var_over.pop("split_params", {})}
