@@ -412,3 +412,14 @@ def test_search_space_choice_out_of_range_fails_before_any_trial(tmp_path, monke
         tune_main(["--model", "mf", "--space", str(space), "--trials", "1", "--no-export",
                    "--storage", f"journal:{tmp_path}/mf.log"])
     assert not (tmp_path / "mf.log").exists()
+
+
+def test_tuning_checks_the_data_needs_before_any_trial(tmp_path, monkeypatch):
+    from benchmarks.tune import main as tune_main
+
+    monkeypatch.setenv("GENREC_STUDIES", str(tmp_path / "studies"))
+    folder = _atomic(tmp_path, FOUR_EACH)  # no .item file: no item text
+    with pytest.raises(DataError, match=r"toy: no item has text \(0 of 4 items\); colarec reads item text"):
+        tune_main(["--model", "colarec", "--dataset", f"atomic:{folder}", "--trials", "1", "--no-export",
+                   "--storage", f"journal:{tmp_path}/c.log"])
+    assert not (tmp_path / "c.log").exists()

@@ -38,14 +38,19 @@ def check_plan(specs: list[RunSpec]) -> None:
     """Make every split of the plan once (cached for the runs) and check each run against it (module docstring)."""
     check_cache()
     for s in specs:  # what the dataset alone decides first: no split is made (and cached) for a refused plan
-        check_model_data(s, cached_dataset(s.dataset))
-        check_paths(s, cached_dataset(s.dataset))
+        check_run(s.model, s.config, cached_dataset(s.dataset))
     seen: set[tuple] = set()
     for s in specs:
         key = (s.dataset, s.split, tuple(sorted(s.split_params.items())))  # as before: one seed decides
         if key not in seen:
             seen.add(key)
-            check_evaluable(cached_split(s.dataset, s.split, s.seed, s.split_params), s)
+            check_evaluable(cached_split(s.dataset, s.split, s.seed, s.split_params), s.dataset, s.split, s.seed)
+
+
+def check_run(model: str, config: object, ds: Dataset) -> None:
+    """The data needs and the paths of one run of `model` with `config` on `ds` (the plan's and a study's)."""
+    check_model_data(model, config, ds)
+    check_paths(model, config, ds)
 
 
 def check_cache() -> None:
@@ -57,23 +62,23 @@ def check_cache() -> None:
         raise ConfigError(f"{where}: cannot create the cache folder ({e.strerror}); expected a folder path") from None
 
 
-def check_evaluable(split: Split, spec: RunSpec) -> None:
+def check_evaluable(split: Split, dataset: str, name: str, seed: int) -> None:
     """At least one user with a valid and one with a test interaction, else every metric would be NaN."""
     for part in ("valid", "test"):
         if not split.stats.get(f"n_{part}_users"):
-            raise DataError(f"{spec.dataset}: the '{spec.split}' split (seed {spec.seed}) leaves no user with a "
+            raise DataError(f"{dataset}: the '{name}' split (seed {seed}) leaves no user with a "
                             f"{part} interaction ({split.dataset.n_users} users, {len(split.dataset.inter)} "
                             "interactions); an evaluated user needs 3 interactions (train, valid, test)")
 
 
-def check_model_data(spec: RunSpec, ds: Dataset) -> None:
+def check_model_data(model: str, config: object, ds: Dataset) -> None:
     """Item text for models and GID variants that read it; valid official GIDs when those are asked for."""
-    cfg = filled(spec.config)
+    cfg = filled(config)
     variant = getattr(cfg, "gid_variant", None)
-    reads_text = getattr(model_class(spec.model), "needs_item_text", False) or variant in TEXT_GID_VARIANTS
+    reads_text = getattr(model_class(model), "needs_item_text", False) or variant in TEXT_GID_VARIANTS
     if reads_text and not any(t.strip() for t in ds.item_text):
         why = f"GID variant '{variant}'" if variant in TEXT_GID_VARIANTS else "its input"
-        raise DataError(f"{spec.dataset}: no item has text (0 of {ds.n_items} items); {spec.model} reads item text "
+        raise DataError(f"{ds.name}: no item has text (0 of {ds.n_items} items); {model} reads item text "
                         f"({why}): give the dataset item text, or another model / GID variant")
     if variant == "official":
         from zoo.genid.gid import check_official  # noqa: PLC0415
@@ -81,14 +86,14 @@ def check_model_data(spec: RunSpec, ds: Dataset) -> None:
         check_official(ds, cfg.K, cfg.gid_length)
 
 
-def check_paths(spec: RunSpec, ds: Dataset) -> None:
-    cfg = filled(spec.config)
-    where = spec.model  # as the override is spelt: colarec.resume_from=...
+def check_paths(model: str, config: object, ds: Dataset) -> None:
+    """The folders a config names (`pretrained_dir`, `resume_from`), named as the override spells them."""
+    cfg = filled(config)
     if getattr(cfg, "pretrained_dir", None):
-        check_pretrained(Path(cfg.pretrained_dir), f"{where}.pretrained_dir")
+        check_pretrained(Path(cfg.pretrained_dir), f"{model}.pretrained_dir")
     if getattr(cfg, "resume_from", None):
         width = None if getattr(cfg, "pretrained_dir", None) else getattr(cfg, "d_model", None)
-        check_checkpoint(Path(cfg.resume_from), f"{where}.resume_from", spec.model, ds, width)
+        check_checkpoint(Path(cfg.resume_from), f"{model}.resume_from", model, ds, width)
 
 
 def check_pretrained(folder: Path, where: str) -> None:

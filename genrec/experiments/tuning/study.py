@@ -22,6 +22,7 @@ from genrec.common.errors import BenchError, ConfigError
 from genrec.common.registry import unknown_name
 from genrec.data.cache import cached_split
 from genrec.data.splits import SPLITTERS
+from genrec.experiments import checks
 from genrec.experiments.tuned import search_path
 from genrec.experiments.tuning.export import export_path, export_study, resume_from_export
 from genrec.experiments.tuning.job import TuneJob
@@ -106,7 +107,10 @@ def check_job(job: TuneJob, trials: int, workers: int, timeout: float | None = N
     for name, p in job.space.items():
         for value in p.corners():
             trial_config(job, {name: value}, where=f"{job.model} ({search_path(job.model).name}: {name}={value!r})")
-    cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
+    checks.check_cache()
+    split = cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
+    checks.check_run(job.model, trial_config(job, {})[0], split.dataset)  # data needs, paths (as `run.py`)
+    checks.check_evaluable(split, job.dataset, job.split, job.seed)
 
 
 def default_params(job: TuneJob) -> dict:
