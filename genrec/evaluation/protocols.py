@@ -66,6 +66,9 @@ class TopK:
         return out
 
 
+TIE_RULE = "score desc, then item id asc"  # `top_k`'s order for scoring models; recorded in every protocol
+
+
 def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The `k` best items of each row, ordered by score (descending), equal scores by item id (ascending).
 
