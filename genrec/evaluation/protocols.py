@@ -73,18 +73,27 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The `k` best items of each row, ordered by score (descending), equal scores by item id (ascending).
 
     `torch.topk` leaves the order of equal scores unspecified (it changes with k: a popularity model's NDCG@5
-    moved when eval.ks added 50). Here the k-th best score `t` of a row splits it: every item scoring above `t`
-    is in, and the items scoring exactly `t` fill the remaining places in id order; the chosen items are then
-    sorted stably by score. Cost: one `topk` and a few passes over the scores (no full sort)."""
+    moved when eval.ks added 50). Its result is kept where that cannot matter and fixed where it can: (1) a row
+    whose k-th best score `t` is shared by an item left out is recomputed exactly (every item scoring above `t`
+    is in, and the items scoring exactly `t` fill the remaining places in id order); (2) every list is then
+    sorted by id and stably by score, which orders equal scores inside it by id. Cost: one `topk` of k + 1 (its
+    last score tells whether a tie crosses the cut), and the exact pass only on rows where one does (rows of
+    continuous scores almost never)."""
     if k == 0:
         return scores[:, :0], torch.zeros((scores.shape[0], 0), dtype=torch.int64, device=scores.device)
-    thr = torch.topk(scores, k, dim=1).values[:, -1:]
-    above = scores > thr
-    tied = scores == thr
-    room = k - above.sum(1, keepdim=True)
-    chosen = above | (tied & (torch.cumsum(tied, dim=1) <= room))
-    idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: ascending item id within a row
-    values = scores.gather(1, idx)
+    values, idx = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    cut = torch.zeros(0, dtype=torch.int64, device=scores.device)
+    if values.shape[1] > k:  # a tie crosses the cut when the (k+1)-th best score equals the k-th
+        cut = (values[:, k] == values[:, k - 1]).nonzero()[:, 0]
+    values, idx = values[:, :k].contiguous(), idx[:, :k].contiguous()
+    if len(cut):
+        sub, sub_thr = scores[cut], values[cut, -1:]
+        above, tied = sub > sub_thr, sub == sub_thr
+        chosen = above | (tied & (torch.cumsum(tied, dim=1) <= k - above.sum(1, keepdim=True)))
+        idx[cut] = chosen.nonzero()[:, 1].view(len(cut), k)  # row-major: ascending item id within a row
+        values[cut] = sub.gather(1, idx[cut])
+    by_id = torch.argsort(idx, dim=1)
+    idx, values = idx.gather(1, by_id), values.gather(1, by_id)
     order = torch.sort(values, dim=1, descending=True, stable=True).indices
     return values.gather(1, order), idx.gather(1, order)
 
