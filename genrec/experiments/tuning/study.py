@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -56,7 +57,8 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, sampler_seed=sampler_seed)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
-    previous = signal.signal(signal.SIGINT, _quiet_interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set a signal handler
+    previous = signal.signal(signal.SIGINT, _quiet_interrupt) if main_thread else None
     try:
         study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
                        callbacks=[cap])
@@ -65,7 +67,8 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
             raise
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_interrupt(signum: int, frame: Any) -> None:
