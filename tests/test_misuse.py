@@ -1,7 +1,9 @@
 """Misuse (issue #30): each case was accepted, or failed only after work started, before this was fixed.
 
 One case per defect family, and one per entry point where a family has several. Every refused case must end in
-one line, before any work: nothing in results/, the cache or leaderboard/ (the empty `claims/.lock` aside).
+one line, before any work: nothing in results/, the cache or leaderboard/ (the empty `claims/.lock` aside; a
+split that must be made to be checked, as "no evaluable user" needs, may stay in the split cache). Driver cases
+are dry runs where they can be, so that a case that slips through plans instead of training.
 Families: (1) values checked only after work started; (2) wrong input accepted and recorded; (3) ambiguous
 command lines; (4) records trusted as they are; (5) tuning storage; (6) metrics that moved with unrelated
 settings; (7) file modes.
