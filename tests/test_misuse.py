@@ -161,6 +161,10 @@ CASES = [
      lambda tmp: _colarec("--dataset", f"colarec:{_release(tmp, cid=lambda i: [1, 1, 1 + i % 2])}", "gid_variant=official",
                           "gid_length=3")(tmp), DataError,
      r"GID variant 'official': '.*' items \['2', '4'\] share the GID \[1, 1, 1\]"),
+    ("sasrec-heads-do-not-divide-hidden-size", _plan("--model", "sasrec", "n_heads=3"), ConfigError,
+     r"sasrec: hidden_size 64 is not a multiple of n_heads 3"),
+    ("sasrec-unknown-activation", _plan("--model", "sasrec", "hidden_act=selu"), ConfigError,
+     r"sasrec \(smoke/default\)\.hidden_act: 'selu' is not one of \['gelu', 'relu', 'swish', 'tanh', 'sigmoid'\]"),
     # family 2: accepted though wrong, and a record written
     ("no-evaluable-user", _on_atomic("".join(f"{u}\t{i}\t{u}\n" for u in range(1, 9) for i in "ab"), "--model", "pop"),
      DataError, r"toy: the 'colarec' split \(seed 0\) leaves no user with a valid interaction \(8 users, 16 "),
