@@ -325,13 +325,19 @@ class SASRec(_RecBoleModel):
         inner_size: int = 256  # (int) inner size of the feed-forward layer
         hidden_dropout_prob: float = 0.5  # (float) dropout probability of hidden states
         attn_dropout_prob: float = 0.5  # (float) dropout probability of attention scores
-        hidden_act: str = "gelu"  # (str) activation of the feed-forward layer
+        hidden_act: Literal["gelu", "relu", "swish", "tanh", "sigmoid"] = "gelu"  # (str) feed-forward activation
         layer_norm_eps: float = 1e-12  # (float) epsilon of layer normalisation
         initializer_range: float = 0.02  # (float) std of the normal weight initialisation
         loss_type: Literal["CE", "BPR"] = "CE"  # (str) CE over all items, or BPR with one uniform negative
         max_item_list_length: int = 50  # (int) longest history fed to the model (MAX_ITEM_LIST_LENGTH)
         history_with_valid: bool = True  # (bool) at test time, add validation items to the history when the
         # protocol excludes them from the ranking (RecBole's leave-one-out does); else training items only
+
+        def __post_init__(self) -> None:
+            """RecBole's attention splits `hidden_size` over the heads; refused here, before any data is loaded."""
+            if self.hidden_size % self.n_heads:
+                raise ConfigError(f"sasrec: hidden_size {self.hidden_size} is not a multiple of n_heads "
+                                  f"{self.n_heads} (each attention head gets hidden_size / n_heads dimensions)")
 
     def __init__(self, config: Any):
         super().__init__(config)

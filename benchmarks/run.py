@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from genrec.common.cli import check_conflicts, check_unique  # noqa: E402
 from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, DataError, run_cli  # noqa: E402
 from genrec.common.paths import (  # noqa: E402
@@ -47,11 +48,11 @@ from genrec.common.paths import (  # noqa: E402
     workspace_dir,
 )
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
-from genrec.data.cache import cached_split  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
+from genrec.experiments.checks import check_plan, corrupt_status  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
 from genrec.experiments.leaderboard import write_suite  # noqa: E402
-from genrec.experiments.records import load_records  # noqa: E402
+from genrec.experiments.records import RecordError, corrupt_records, load_records  # noqa: E402
 from genrec.experiments.reproduce import render as render_reproduction  # noqa: E402
 from genrec.experiments.reproduce import reproduction  # noqa: E402
 from genrec.experiments.reproduce import write_report as write_reproduction  # noqa: E402
@@ -101,6 +102,20 @@ def parse_seeds(text: str) -> list[int]:
     return check_seeds(seeds, f"--seeds {text!r}")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, flags out of range, a repeated value and flags that contradict each other."""
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
+    if not args.wait_timeout >= 0:
+        raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    if args.drivers < 1:
+        raise ConfigError(f"--drivers {args.drivers}: expected an integer >= 1 (driver processes, one per core)")
+    for flag in ("--dataset", "--model", "--split", "--variant"):
+        check_unique(flag, getattr(args, flag[2:]))
+    check_conflicts(args, [("--leaderboard-only", "--dry-run"), ("--leaderboard-only", "--no-leaderboard"),
+                           ("--leaderboard-only", "--audit")])
+
+
 def fmt_seconds(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -121,37 +136,38 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         print("error: give --suite NAME (or --list)", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
-    if not args.wait_timeout >= 0:
-        raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    check_args(args)
     set_publish(args.publish)
     suite = load_suite(args.suite)
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
                  args.variant)
     if args.publish:
         check_publishable(suite, args.profile, specs)
-    load_records(suite.name)  # every record of the suite must be readable before anything runs
+    bad = corrupt_records(suite.name)  # every record must hold together before anything runs or is rendered
+    if bad and not args.dry_run:
+        more = f" (and {len(bad) - 1} more corrupt records: --dry-run lists them)" if len(bad) > 1 else ""
+        raise RecordError(next(iter(bad.values())) + more)
     if args.leaderboard_only:
         write_suite_leaderboard(suite, args)
         return 0
-    check_data(specs)
-    if args.drivers < 1:
-        raise ConfigError(f"--drivers {args.drivers}: expected an integer >= 1 (driver processes, one per core)")
+    check_plan(specs)  # data, paths and model needs of every run (genrec.experiments.checks)
     if args.drivers > 1:
         args.threads = 1
     if args.threads:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
-    states = [Status("todo") if args.force else status(s) for s in specs]
+    states = [corrupt_status(s, bad) or (Status("todo") if args.force else status(s)) for s in specs]
     if args.dry_run:
         for i, (spec, st) in enumerate(zip(specs, states, strict=True), 1):
             why = f"  ({st.reason}; its record is kept, and not shown)" if st.reason else ""
+            why = f"  ({st.reason})" if st.state == "corrupt" else why
             print(f"[{i}/{len(specs)}] {st.state}  {spec_run_id(spec)}  config {spec.config_hash}{why}")
+        for reason in bad.values():
+            print(f"corrupt (never shown, never done): {reason}")
         print(f"(done: a record in {show(results_dir(suite.name))}, the {store()})")
-        return 0
+        return 2 if bad else 0
     todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
           f"{len(todo)} to run; writing to {show(results_dir(suite.name))} ({store()})", flush=True)
@@ -215,17 +231,6 @@ def check_publishable(suite, profile: str, specs: list) -> None:
     if other:
         raise ConfigError(f"--publish: dataset {other[0]!r} is not one of suite {suite.name}'s datasets "
                           f"({', '.join(sorted(own))}); runs on other data go to your workspace (drop --publish)")
-
-
-def check_data(specs: list) -> None:
-    """Load every dataset and make every split of the plan once (cached for the runs), so a bad data file or a
-    split the data cannot take fails before the first run instead of after some."""
-    seen = set()
-    for s in specs:
-        key = (s.dataset, s.split, tuple(sorted(s.split_params.items())))
-        if key not in seen:
-            seen.add(key)
-            cached_split(s.dataset, s.split, s.seed, s.split_params)
 
 
 def report_audit_skips(done: list[dict]) -> None:

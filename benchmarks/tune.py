@@ -59,7 +59,7 @@ from genrec.experiments.tuning import (  # noqa: E402
     tune,
 )
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
-from genrec.experiments.tuning.storage import check_storage_url  # noqa: E402
+from genrec.experiments.tuning.storage import check_given_storage  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
     set_publish(args.publish)
     if args.storage:
-        check_storage_url(args.storage)
+        check_given_storage(args.storage)
     if args.report:
         refresh_exports([args.storage] if args.storage else default_storages())
         if not any(studies_dir().glob("*.json")):

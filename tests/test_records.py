@@ -294,7 +294,7 @@ def test_leaderboard_only_without_records_refuses_to_blank_the_table(tmp_path, m
         main(["--suite", "smoke", "--leaderboard-only"])
     assert {p.name: p.read_bytes() for p in lb.iterdir()} == before
     assert main(["--suite", "smoke", "--leaderboard-only", "--force"]) == 0
-    assert "0.1222" not in (lb / "smoke.md").read_text()
+    assert "0.1226" not in (lb / "smoke.md").read_text()
 
 
 def test_one_corner_renders_the_whole_suite(tmp_path):
@@ -302,7 +302,7 @@ def test_one_corner_renders_the_whole_suite(tmp_path):
     assert main(["--suite", "smoke", "--model", "random", "--seeds", "0"]) == 0
     md = (tmp_path / "leaderboard" / "smoke.md").read_text()
     pop = next(line for line in md.split("## Overall")[1].splitlines() if line.startswith("| pop"))
-    assert "0.1222" in pop  # pop's row, which this corner did not run, is still filled
+    assert "0.1226" in pop  # pop's row (NDCG@10 under the tie rule: lower item id first), still filled
 
 
 def test_view_shows_only_records_of_the_plans_configs(tmp_path):

@@ -471,15 +471,16 @@ def test_a_bad_tuning_command_fails_before_any_trial(tiny, tmp_path, change, err
     assert not (tmp_path / "studies").exists()  # no storage created, no trial, no export
 
 
-def test_bad_budget_and_storage_on_the_command_line(tiny, capsys):
+def test_bad_budget_and_storage_on_the_command_line(tiny, capsys, tmp_path):
     from benchmarks.tune import main
 
     with pytest.raises(ConfigError, match=r"--storage 'bogus://x': backend 'bogus' is not supported"):
         main(["--report", "--storage", "bogus://x"])
     with pytest.raises(ConfigError, match=r"--trials 0 / --workers 1: both must be integers >= 1"):
-        main(["--model", "mf", "--trials", "0", "--storage", "journal:/nonexistent/never.log"])
+        main(["--model", "mf", "--trials", "0", "--storage", f"journal:{tmp_path}/never.log"])
     with pytest.raises(ConfigError, match=r"--timeout -1\.0: expected a number of seconds > 0"):
-        main(["--model", "mf", "--timeout", "-1", "--storage", "journal:/nonexistent/never.log"])
+        main(["--model", "mf", "--timeout", "-1", "--storage", f"journal:{tmp_path}/never.log"])
+    assert not (tmp_path / "never.log").exists()
 
 
 def test_space_option_names_a_file_under_configs_search_or_a_path(tmp_path):
@@ -489,11 +490,11 @@ def test_space_option_names_a_file_under_configs_search_or_a_path(tmp_path):
     assert space_file("colarec-quick") == SEARCH_DIR / "colarec-quick.yaml"
     assert space_file(str(tmp_path / "s.yaml")) == tmp_path / "s.yaml"
     with pytest.raises(ConfigError, match=r"configs/search/colarec-nope\.yaml: no search space"):
-        main(["--model", "colarec", "--space", "colarec-nope", "--storage", "journal:/nonexistent/never.log"])
+        main(["--model", "colarec", "--space", "colarec-nope", "--storage", f"journal:{tmp_path}/never.log"])
 
 
-def test_cli_refuses_pop(capsys):
+def test_cli_refuses_pop(capsys, tmp_path):
     from benchmarks.tune import main
 
     with pytest.raises(ConfigError, match="empty search space"):
-        main(["--model", "pop", "--storage", "journal:/nonexistent/never-written.log"])
+        main(["--model", "pop", "--storage", f"journal:{tmp_path}/never-written.log"])

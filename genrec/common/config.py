@@ -20,20 +20,27 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from genrec.common.cli import parse_overrides  # noqa: F401 (re-exported: the drivers import it from here)
 from genrec.common.errors import ConfigError
 from genrec.common.paths import CONFIGS
 
 T = TypeVar("T")
 
-# Field names that mean the same thing in every Config (the number of training epochs, a batch size, a validation
-# period, ...), so their lower bound is checked here once, by `build`, for every model, the evaluation protocol
-# and models added later: `epochs=0` would record an untrained model and a zero batch size loops or crashes
-# after the fit. `None` ("take the preset's value") is always allowed.
+# Field names that mean the same thing in every Config (the number of training epochs, a batch size, a width, a
+# learning rate, ...), so their range is checked here once, by `build`, for every model, the evaluation protocol,
+# search-space corners and models added later, instead of deep inside RecBole, PyG or torch after the data is
+# loaded: `epochs=0` would record an untrained model, `embedding_size=0` an untrained empty table (and a record of
+# NaN scores), `learning_rate=-1` dies in the optimizer. `None` ("take the preset's value") is always allowed.
 LOWER_BOUNDS = {
     "epochs": 1, "batch_size": 1, "train_batch_size": 1, "eval_batch_size": 1, "eval_batch_users": 1,
     "batch_users": 1, "eval_step": 1, "eval_every": 1, "max_train_interactions": 1, "stopping_step": 0,
-    "patience": 0,
+    "patience": 0, "embedding_size": 1, "hidden_size": 1, "inner_size": 1, "n_heads": 1, "num_heads": 1,
+    "d_model": 1, "d_ff": 1, "d_kv": 1, "num_layers": 1, "num_decoder_layers": 1, "n_layers": 0, "vocab_size": 1,
+    "K": 2, "gid_length": 1, "max_beam": 1, "max_item_list_length": 1, "max_history": 1, "warmup_steps": 0,
+    "weight_decay": 0, "reg_weight": 0, "rqvae_epochs": 1, "user_buckets": 0,
 }
+POSITIVE = {"learning_rate", "lr", "layer_norm_eps", "initializer_range", "grad_clip", "logit_scale"}  # > 0
+PROBABILITIES = {"dropout", "hidden_dropout_prob", "attn_dropout_prob"}  # in [0, 1)
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (np.random.seed, used by RecBole) takes 0..2**32-1
 
 
@@ -50,17 +57,6 @@ def load_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
     return data
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["lr=0.01", "eval.ks=[5,10]"]` -> `{"lr": 0.01, "eval.ks": [5, 10]}` (values parsed as YAML)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return out
 
 
 def build(cls: type[T], *layers: dict[str, Any], where: str = "") -> T:
@@ -80,10 +76,18 @@ def build(cls: type[T], *layers: dict[str, Any], where: str = "") -> T:
 
 
 def check_bound(key: str, value: Any, where: str) -> None:
-    """Raise ConfigError when field `key` has a lower bound in `LOWER_BOUNDS` and a number `value` is below it."""
+    """Raise ConfigError when field `key` is a number outside its range (`LOWER_BOUNDS`, `POSITIVE`,
+    `PROBABILITIES`); NaN is outside every range."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
     low = LOWER_BOUNDS.get(key)
-    if low is not None and isinstance(value, int | float) and not isinstance(value, bool) and value < low:
-        raise ConfigError(f"{where}: {value!r} is below the minimum {low} (expected an integer >= {low})")
+    if low is not None and not value >= low:
+        raise ConfigError(f"{where}: {value!r} is below the minimum {low} (expected an integer >= {low})"
+                          if isinstance(value, int) else f"{where}: {value!r} is not a number >= {low}")
+    if key in POSITIVE and not value > 0:
+        raise ConfigError(f"{where}: {value!r} is not a number > 0")
+    if key in PROBABILITIES and not 0 <= value < 1:
+        raise ConfigError(f"{where}: {value!r} is not a probability in [0, 1)")
 
 
 def check_seeds(seeds: list[int], where: str) -> list[int]:
@@ -141,6 +145,8 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if typ is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # `1e3` is a standard spelling of 1000
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value

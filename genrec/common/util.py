@@ -15,12 +15,25 @@ import numpy as np
 from genrec.common.paths import ROOT
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import (setting it is the only way to read it)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder + `os.replace`: readers never see half a file."""
+    """Write `data` to `path` via a temp file in the same folder + `os.replace`: readers never see half a file.
+
+    The file gets the mode any new file of this process gets (0666 less the umask: 0644 by default), not the
+    0600 of `mkstemp`'s private temp file, which `os.replace` would otherwise keep."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

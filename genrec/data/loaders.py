@@ -139,6 +139,11 @@ def _item_text(path: Path, fields: list[str] | None, rename: dict[str, str] | No
     items = read_atomic(path)
     if "item_id" not in items:
         raise DataError(f"{path}: missing column 'item_id'")
+    dup = items["item_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataError(f"{path}: item {items['item_id'].iloc[rows[0]]!r} is listed twice (data rows {rows[0] + 1} and "
+                        f"{rows[1] + 1}); expected one row per item")
     fields = fields or [c for c in items.columns if c != "item_id"]
     rename = rename or {}
     parts = [
@@ -188,7 +193,10 @@ def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Data
     for key, entry in corpus.items():
         if not isinstance(entry, dict) or "content" not in entry:
             raise DataError(f"{corpus_path}: entry {key!r} lacks 'content' (expected {{atom_id, cid, content}})")
-        text[str(key)] = str(entry["content"]).strip()
+        if not isinstance(entry["content"], str):
+            raise DataError(f"{corpus_path}: entry {key!r}: content {entry['content']!r} is not a string (expected "
+                            "the item's text)")
+        text[str(key)] = entry["content"].strip()
         if "cid" in entry:
             gids[str(key)] = _cid_codes(corpus_path, key, entry["cid"])
     lengths = {len(c) for c in gids.values()}

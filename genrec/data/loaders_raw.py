@@ -50,12 +50,16 @@ def item_content(record: dict[str, Any], keys: tuple[str, ...], drop_root: tuple
     A list value becomes its elements joined by spaces; for keys in `drop_root` the value is a list of paths
     and only the first path without its first (root) element is used: `' '.join(value[0][1:])`. Like the
     original, a key whose value becomes empty after that (a path holding only the root) is still appended.
+    A value that is not text (a dict, or a list holding one) raises `TypeError` naming the field: written out
+    with `str` it would count as item text (`"{'a': [1, 2]}"`).
     """
     text = ""
     for key in keys:
         value = record.get(key, "")
         if value == "" or value is None or (isinstance(value, list | tuple) and not value):
             continue
+        if not _is_text(value):
+            raise TypeError(f"field {key!r} is {value!r}; expected a string, a number or a list of them")
         if isinstance(value, list | tuple):
             if key in drop_root:
                 first = value[0]
@@ -64,6 +68,13 @@ def item_content(record: dict[str, Any], keys: tuple[str, ...], drop_root: tuple
                 value = " ".join(str(v) for v in value)
         text = " ".join([text, key, str(value)]).strip()
     return text
+
+
+def _is_text(value: Any) -> bool:
+    """A string, a number, or a (nested) list of them: what `item_content` writes out as text."""
+    if isinstance(value, list | tuple):
+        return all(_is_text(v) for v in value)
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------------------------------------------- Amazon
@@ -181,7 +192,10 @@ def _read_meta(path: Path, needed: set[str]) -> dict[str, str]:
             raise DataError(f"{path}: line {number}: missing field 'asin'")
         asin = str(rec["asin"])
         if asin in needed and asin not in text:
-            text[asin] = item_content(rec, AMAZON_TEXT_FIELDS, drop_root=("categories",))
+            try:
+                text[asin] = item_content(rec, AMAZON_TEXT_FIELDS, drop_root=("categories",))
+            except TypeError as e:
+                raise DataError(f"{path}: line {number}: item {asin!r}: {e}") from None
     return text
 
 

@@ -28,7 +28,7 @@ from genrec.evaluation.groups import (
     parse_bins,
     user_groups,
 )
-from genrec.evaluation.protocols import as_recommender
+from genrec.evaluation.protocols import TIE_RULE, as_recommender
 
 __all__ = ["GROUPS", "EvalResult", "evaluate", "user_groups"]
 
@@ -121,7 +121,7 @@ def evaluate(
     by_item = item_group_metrics(hits, item_is_head, n_rel_head, n_rel, ks)
     groups.update({g: mask for g, (mask, _) in by_item.items()})
     protocol = {"part": part, "exclude_train": True, "exclude_valid": bool(part == "test" and exclude_valid),
-                "ks": list(ks), "n_items": split.n_items, "max_train_interactions": max_train_interactions,
+                "ks": list(ks), "ties": TIE_RULE, "n_items": split.n_items, "max_train_interactions": max_train_interactions,
                 "focus_users": None if split.focus_users is None else int(len(split.focus_users)),
                 "user_bins": [b.label for b in bins],
                 "item_groups": {"head_share": head_share, "n_head_items": int(head.sum()),

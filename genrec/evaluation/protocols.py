@@ -52,8 +52,10 @@ class Saveable(Protocol):
 
 
 class TopK:
-    """Adapter: scorer -> recommender. Excluded items get -inf; ties are broken by `torch.topk` order. Scores may
-    come back on any device (a GPU model's `score`): the ranking runs there and only the top-k ids come back."""
+    """Adapter: scorer -> recommender. Excluded items and NaN scores get -inf (never ranked). Ties follow one rule (`top_k`): a higher score
+    first, and among equal scores the lower item id first, so a list never depends on k, the batch or the
+    threads. Scores may come back on any device (a GPU model's `score`): the ranking runs there and only the
+    top-k ids come back."""
 
     def __init__(self, scorer: Scorer):
         self.scorer = scorer
@@ -66,15 +68,48 @@ class TopK:
             scores = torch.from_numpy(np.array(raw, dtype=np.float32))
         if scores.shape[0] != len(users):
             raise ValueError(f"score() returned {scores.shape[0]} rows for {len(users)} users")
+        scores = torch.nan_to_num(scores, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # NaN: never ranked
         coo = exclude.tocoo()
         rows, cols = (torch.from_numpy(a.astype(np.int64)).to(scores.device) for a in (coo.row, coo.col))
         scores[rows, cols] = -torch.inf
         k_eff = min(k, scores.shape[1])
-        values, idx = torch.topk(scores, k_eff, dim=1)
+        values, idx = top_k(scores, k_eff)
         idx[torch.isneginf(values)] = -1
         out = np.full((len(users), k), -1, dtype=np.int64)
         out[:, :k_eff] = idx.cpu().numpy()  # a scorer may return its scores on a GPU
         return out
+
+
+TIE_RULE = "score desc, then item id asc"  # `top_k`'s order for scoring models; recorded in every protocol
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` best items of each row, ordered by score (descending), equal scores by item id (ascending).
+
+    `torch.topk` leaves the order of equal scores unspecified (it changes with k: a popularity model's NDCG@5
+    moved when eval.ks added 50). Its result is kept where that cannot matter and fixed where it can: (1) a row
+    whose k-th best score `t` is shared by an item left out is recomputed exactly (every item scoring above `t`
+    is in, and the items scoring exactly `t` fill the remaining places in id order); (2) every list is then
+    sorted by id and stably by score, which orders equal scores inside it by id. Cost: one `topk` of k + 1 (its
+    last score tells whether a tie crosses the cut), and the exact pass only on rows where one does (rows of
+    continuous scores almost never)."""
+    if k == 0:
+        return scores[:, :0], torch.zeros((scores.shape[0], 0), dtype=torch.int64, device=scores.device)
+    values, idx = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    cut = torch.zeros(0, dtype=torch.int64, device=scores.device)
+    if values.shape[1] > k:  # a tie crosses the cut when the (k+1)-th best score equals the k-th
+        cut = (values[:, k] == values[:, k - 1]).nonzero()[:, 0]
+    values, idx = values[:, :k].contiguous(), idx[:, :k].contiguous()
+    if len(cut):
+        sub, sub_thr = scores[cut], values[cut, -1:]
+        above, tied = sub > sub_thr, sub == sub_thr
+        chosen = above | (tied & (torch.cumsum(tied, dim=1) <= k - above.sum(1, keepdim=True)))
+        idx[cut] = chosen.nonzero()[:, 1].view(len(cut), k)  # row-major: ascending item id within a row
+        values[cut] = sub.gather(1, idx[cut])
+    by_id = torch.argsort(idx, dim=1)
+    idx, values = idx.gather(1, by_id), values.gather(1, by_id)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    return values.gather(1, order), idx.gather(1, order)
 
 
 def as_recommender(model: object) -> Recommender:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,11 @@ def run_key(rid: str, config_hash: str) -> str:
 
 def record_path(suite: str, rid: str, config_hash: str, split_hash: str) -> Path:
     return results_dir(suite) / f"{run_key(rid, config_hash)}--{split_hash}.json"
+
+
+def record_name(record: dict) -> str:
+    """The file name of `record` (in whichever store holds it), derived from its own fields."""
+    return f"{run_key(record['run_id'], record['config_hash'])}--{record['split_hash']}.json"
 
 
 def path_of(record: dict) -> Path:
@@ -109,6 +115,7 @@ def _json_default(obj: object) -> object:
 
 
 def read_record(path: Path) -> dict:
+    """The record at `path`, checked against itself (`check_record`); a RecordError names the file and why."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -116,7 +123,57 @@ def read_record(path: Path) -> dict:
     missing = [k for k in REQUIRED if k not in record] if isinstance(record, dict) else list(REQUIRED)
     if missing:
         raise RecordError(f"{path}: incomplete record (missing {missing}); delete it and rerun")
+    why = check_record(record, path)
+    if why:
+        raise RecordError(f"{path}: corrupt record ({why}); delete it and rerun to redo this run")
     return record
+
+
+_STR, _INT, _NUM, _DICT = (str,), (int,), (int, float), (dict,)
+TYPES = {
+    "run_id": _STR, "suite": _STR, "suite_version": _INT, "model": _STR, "variant": _STR, "dataset": _STR,
+    "split": _STR, "seed": _INT, "config": _DICT, "config_hash": _STR, "split_hash": _STR,
+    "dataset_fingerprint": _STR, "git_sha": _STR, "protocol": _DICT, "metrics": _DICT, "valid_metrics": _DICT,
+    "groups": _DICT, "n_users_evaluated": _INT, "fit_seconds": _NUM, "eval_seconds": _NUM, "versions": _DICT,
+}
+
+
+def check_record(record: dict, path: Path) -> str:
+    """Why `record` cannot be trusted, or "" when it holds together. A record is evidence, so before anything is
+    rendered or counted as done from it: every field has its type (`TYPES`; metrics are numbers), its config
+    hash is the hash of its stored config, its name is the one its fields give (`path_of`), and its `.npz`
+    is readable and agrees with it: as many test users as `n_users_evaluated`, and each stored mean (`metrics`,
+    `valid_metrics`) equal to the mean of the per-user array recomputed from the stored hit bits."""
+    from genrec.common.config import config_hash  # noqa: PLC0415 (config imports nothing from here)
+
+    for key, types in TYPES.items():
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"field {key!r} is {value!r}; expected {' or '.join(t.__name__ for t in types)}"
+    for key in ("metrics", "valid_metrics"):
+        bad = [k for k, v in record[key].items() if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            return f"{key}[{bad[0]!r}] is {record[key][bad[0]]!r}; expected a number"
+    ks = record["protocol"].get("ks")
+    if not isinstance(ks, list) or not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
+        return f"protocol.ks is {ks!r}; expected a list of cutoffs >= 1"
+    if config_hash(record["config"]) != record["config_hash"]:
+        return f"config_hash {record['config_hash']} is not the hash of its config ({config_hash(record['config'])})"
+    if path.name != record_name(record):
+        return f"its fields name the file {record_name(record)}"
+    try:
+        arrays = load_arrays(record, path)
+    except RecordError as e:
+        return f"its .npz is unreadable: {e.__cause__}"
+    if len(arrays["test/users"]) != record["n_users_evaluated"]:
+        return f"{len(arrays['test/users'])} test users in the .npz, n_users_evaluated {record['n_users_evaluated']}"
+    for part, key in (("test", "metrics"), ("valid", "valid_metrics")):
+        for name, stored in record[key].items():
+            values = arrays.get(f"{part}/{name}")
+            if values is not None and not np.isclose(stored, values.mean() if len(values) else np.nan,
+                                                     rtol=1e-9, atol=1e-12, equal_nan=True):
+                return f"{key}[{name!r}] = {stored!r}, but the mean of its per-user array is {values.mean()!r}"
+    return ""
 
 
 def load_records(suite: str, root: Path | None = None) -> list[dict]:
@@ -127,21 +184,35 @@ def load_records(suite: str, root: Path | None = None) -> list[dict]:
     return [read_record(p) for p in sorted(folder.glob("*.json"))]
 
 
-def load_arrays(record: dict, root: Path | None = None) -> dict[str, np.ndarray]:
-    """`{"test/users", "test/<metric>@<k>", ..., "valid/..."}`: per-user arrays recomputed from the hit bits.
+def corrupt_records(suite: str) -> dict[Path, str]:
+    """Every record file of `suite` that `read_record` refuses, with its one-line reason."""
+    bad = {}
+    for path in sorted(results_dir(suite).glob("*.json")):
+        try:
+            read_record(path)
+        except RecordError as e:
+            bad[path] = str(e)
+    return bad
 
-    `root`: the results folder `record` was read from, when not this process's store."""
-    name = f"{run_key(record['run_id'], record['config_hash'])}--{record['split_hash']}.npz"
-    path = (root / record["suite"] if root is not None else results_dir(record["suite"])) / name
+
+def load_arrays(record: dict, json_path: Path | None = None) -> dict[str, np.ndarray]:
+    """`{"test/users", "test/<metric>@<k>", ..., "valid/..."}`: per-user arrays recomputed from the hit bits of
+    the `.npz` beside `json_path` (default: where the record's fields place it)."""
+    path = (json_path or path_of(record)).with_suffix(".npz")
     try:
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise RecordError(f"{path}: per-user arrays unreadable ({e}); delete the record and rerun") from e
-    ks = tuple(record["protocol"]["ks"])
-    out = {}
-    for part in PARTS:
-        hits = np.unpackbits(stored[f"{part}/hits"], axis=1, count=max(ks)).astype(np.float32)
-        out[f"{part}/users"] = np.cumsum(stored[f"{part}/user_steps"], dtype=np.int64)
-        out.update({f"{part}/{name}": v for name, v in metrics.per_user(hits, stored[f"{part}/n_rel"], ks).items()})
+        ks = tuple(record["protocol"]["ks"])
+        out = {}
+        for part in PARTS:
+            hits = np.unpackbits(stored[f"{part}/hits"], axis=1, count=max(ks)).astype(np.float32)
+            users = np.cumsum(stored[f"{part}/user_steps"], dtype=np.int64)
+            if not len(users) == len(hits) == len(stored[f"{part}/n_rel"]):
+                raise ValueError(f"{part}: {len(users)} users, {len(hits)} hit rows, {len(stored[part + '/n_rel'])} "
+                                 "relevant counts")
+            out[f"{part}/users"] = users
+            out.update({f"{part}/{name}": v for name, v in metrics.per_user(hits, stored[f"{part}/n_rel"], ks).items()})
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise RecordError(f"{path}: per-user arrays unreadable ({type(e).__name__}: {e}); delete the record and "
+                          "rerun") from e
     return out

@@ -25,7 +25,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from genrec.common.util import atomic_write_text
-from genrec.experiments.records import load_arrays
+from genrec.experiments.records import load_arrays, record_name
 
 METRIC = "ndcg@20"
 ALPHA = 0.05
@@ -43,7 +43,7 @@ def per_user(records: list[dict], root: Path | None, metric: str) -> dict[int, f
     """user -> the row's per-user `metric` averaged over its seeds (`records`: one row's)."""
     values: dict[int, list[float]] = defaultdict(list)
     for r in records:
-        arrays = load_arrays(r, root)
+        arrays = load_arrays(r, root / r["suite"] / record_name(r) if root is not None else None)
         for u, v in zip(arrays["test/users"], arrays[f"test/{metric}"], strict=True):
             values[int(u)].append(float(v))
     return {u: float(np.mean(v)) for u, v in values.items()}

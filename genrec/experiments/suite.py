@@ -129,7 +129,7 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
         if dot and head == "eval":
             eval_over[rest] = value
         elif dot and head in per_model:
-            per_model[head][rest] = value
+            _route(per_model[head], rest, value, key)
         elif dot:
             raise ConfigError(f"override '{key}': '{head}' is neither 'eval' nor a model of this plan "
                               f"({', '.join(models)})")
@@ -139,8 +139,16 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
                 known = sorted(set().union(*fields.values())) if fields else []
                 raise ConfigError(unknown_key_message(key, known, "override"))
             for m in owners:
-                per_model[m][key] = value
+                _route(per_model[m], key, value, key)
     return eval_over, per_model
+
+
+def _route(target: dict, key: str, value: Any, given_as: str) -> None:
+    """Set `target[key]`, refusing a second value for it (`epochs=2 mf.epochs=3`: which one was meant?)."""
+    if key in target:
+        raise ConfigError(f"override {given_as!r}: '{key}' is already set to {target[key]!r} by another override of "
+                          "this command; give it once")
+    target[key] = value
 
 
 def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None = None,
@@ -170,6 +178,8 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
         model_class(m)
     overrides = dict(overrides or {})
     cli_tuned = overrides.pop("tuned", None)
+    if cli_tuned is not None and not isinstance(cli_tuned, bool):
+        raise ConfigError(f"override tuned={cli_tuned!r}: expected true/false")
     use_tuned = bool(suite.tuned if cli_tuned is None else cli_tuned)
     eval_over, per_model = split_cli_overrides(overrides, models)
     check_table_ks(build(EvalConfig, suite.eval, eval_over, where="eval"))  # fail early on a bad eval override
@@ -212,7 +222,9 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
     """The specs (one per seed) of one leaderboard row, or [] when the variant skips this dataset/split."""
     if ds not in var_over.pop("only_datasets", [ds]) or split not in var_over.pop("only_splits", [split]):
         return []
-    var_tuned = bool(var_over.pop("tuned", False))
+    var_tuned = var_over.pop("tuned", False)
+    if not isinstance(var_tuned, bool):
+        raise ConfigError(f"suite {suite.name} variant {variant}: tuned {var_tuned!r}: expected true/false")
     if var_tuned and not has_search_space(m):
         return []  # a `tuned` variant of a model with nothing to tune (pop) would repeat `default`
     split_params = {**suite.split_params, **var_over.pop("split_params", {})}

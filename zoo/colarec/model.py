@@ -50,6 +50,8 @@ PRESETS: dict[str, dict] = {
 
 
 class ColaRec:
+    needs_item_text = True  # its encoder reads each item's text (genrec.experiments.checks refuses a text-less dataset)
+
     @dataclass
     class Config:
         preset: Literal["paper", "cpu", "quick", "tiny"] = "cpu"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrec.common.errors import ConfigError
+from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import cache_dir
 from genrec.common.registry import unknown_name
 from genrec.common.util import atomic_write_bytes
@@ -301,6 +301,14 @@ def _groups(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _official(ds, K: int, length: int) -> GIDSet:
+    codes = check_official(ds, K, length)
+    return GIDSet(codes.copy(), K, length, "official", {**describe(codes, K), "cached": False})
+
+
+def check_official(ds, K: int, length: int) -> np.ndarray:
+    """The release's GIDs when they fit (shape `[n_items, length]`, codes in 1..K, one GID per item), else a
+    ConfigError / DataError; called at plan time too. Two items sharing a GID could never be told apart by
+    decoding (the one not looked up would never be recommended)."""
     codes = ds.official_gids
     if codes is None:
         raise ConfigError(f"GID variant 'official': dataset '{ds.name}' ships no GIDs (use lightgcn, mf, "
@@ -309,7 +317,14 @@ def _official(ds, K: int, length: int) -> GIDSet:
     if codes.shape != (ds.n_items, length) or codes.min() < 1 or codes.max() > K:
         raise ConfigError(f"GID variant 'official': '{ds.name}' codes have shape {codes.shape} and range "
                           f"{codes.min()}..{codes.max()}; asked for length={length}, K={K}")
-    return GIDSet(codes.copy(), K, length, "official", {**describe(codes, K), "cached": False})
+    _, first, counts = np.unique(codes, axis=0, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = codes[first[np.argmax(counts > 1)]]
+        items = np.flatnonzero((codes == dup).all(axis=1))
+        raise DataError(f"GID variant 'official': '{ds.name}' items {ds.item_tokens[items].tolist()} share the GID "
+                        f"{dup.tolist()} ({int((counts > 1).sum())} GIDs are shared); expected one GID per item "
+                        "(the release's cid field)")
+    return codes
 
 
 # ----- diagnostics --------------------------------------------------------------------------------------------

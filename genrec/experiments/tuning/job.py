@@ -56,9 +56,19 @@ def space_dict(space: dict[str, ParamSpec]) -> dict:
 
 
 def study_name(job: TuneJob) -> str:
-    """`<model>--<dataset>--<split>--<hash>`; the hash covers the space, the overrides and the split params."""
-    h = config_hash({"space": space_dict(job.space), "overrides": job.overrides, "split_params": job.split_params})
-    return f"{job.model}--{safe(job.dataset)}--{job.split}--{h[:10]}"
+    """`<model>--<dataset>--<split>--<hash>`; the hash covers the space, the overrides and the split params, and
+    for a dataset given as `<kind>:<path>` (whose file-safe spelling is lossy: `a/b_c` and `a/b/c` read alike)
+    its identity (`dataset_identity`), so two datasets never share a study."""
+    payload = {"space": space_dict(job.space), "overrides": job.overrides, "split_params": job.split_params}
+    if safe(job.dataset) != job.dataset:  # registered names (ml-100k) keep the names their studies have
+        payload["dataset"] = dataset_identity(job.dataset)
+    return f"{job.model}--{safe(job.dataset)}--{job.split}--{config_hash(payload)[:10]}"
+
+
+def dataset_identity(spec: str) -> str:
+    """A registered dataset name as it is; `<kind>:<path>` with its path made absolute (one folder, one name)."""
+    kind, sep, path = spec.partition(":")
+    return f"{kind}:{Path(path).expanduser().resolve()}" if sep else spec
 
 
 def studies_dir() -> Path:

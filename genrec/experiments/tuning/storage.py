@@ -48,6 +48,23 @@ def check_storage_url(url: str) -> str:
     except ImportError as e:
         raise ConfigError(f"--storage {url!r}: its database driver is not installed ({e}); install it, or for "
                           "PostgreSQL write postgresql+psycopg2://... (psycopg2 is installed with the dev extra)") from None
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError(f"--storage {url!r}: an in-memory SQLite database would lose the study when the command "
+                          "ends; expected sqlite:///<path>, e.g. sqlite:///studies/mf.db")
+    return url
+
+
+def check_given_storage(url: str) -> str:
+    """`check_storage_url`, and for a file storage (`sqlite:///<path>`, `journal:<path>`) a folder that exists:
+    a mistyped folder would otherwise be created silently wherever the path points. (Only the default,
+    `studies/<study>.db`, has its folder created.)"""
+    check_storage_url(url)
+    for prefix in ("journal:", "sqlite:///"):
+        if url.startswith(prefix):
+            folder = Path(url.removeprefix(prefix)).parent
+            if not folder.is_dir():
+                raise ConfigError(f"--storage {url!r}: folder '{folder}' does not exist; create it first, or leave "
+                                  "--storage out for studies/<study>.db")
     return url
 
 

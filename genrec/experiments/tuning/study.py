@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -21,6 +23,7 @@ from genrec.common.errors import BenchError, ConfigError
 from genrec.common.registry import unknown_name
 from genrec.data.cache import cached_split
 from genrec.data.splits import SPLITTERS
+from genrec.experiments import checks
 from genrec.experiments.tuned import search_path
 from genrec.experiments.tuning.export import export_path, export_study, resume_from_export
 from genrec.experiments.tuning.job import TuneJob
@@ -54,6 +57,8 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, sampler_seed=sampler_seed)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set a signal handler
+    previous = signal.signal(signal.SIGINT, _quiet_interrupt) if main_thread else None
     try:
         study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
                        callbacks=[cap])
@@ -61,6 +66,18 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         if multiprocessing.parent_process() is None:
             raise
         sys.exit(130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C during a trial: silence Optuna's logger first (it would log the interrupted trial as failed, with
+    its whole traceback, ~50 lines before our one "interrupted" line), then interrupt as Python does."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    signal.default_int_handler(signum, frame)
 
 
 def start_workers(procs: list, study: Any, poll_s: float = 0.2) -> None:
@@ -93,7 +110,10 @@ def check_job(job: TuneJob, trials: int, workers: int, timeout: float | None = N
     for name, p in job.space.items():
         for value in p.corners():
             trial_config(job, {name: value}, where=f"{job.model} ({search_path(job.model).name}: {name}={value!r})")
-    cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
+    checks.check_cache()
+    split = cached_split(job.dataset, job.split, job.seed, job.split_params)  # DataError/ConfigError for bad data
+    checks.check_run(job.model, trial_config(job, {})[0], split.dataset)  # data needs, paths (as `run.py`)
+    checks.check_evaluable(split, job.dataset, job.split, job.seed)
 
 
 def default_params(job: TuneJob) -> dict:
