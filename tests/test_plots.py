@@ -19,6 +19,14 @@ BINS = ["=3", "=4", "5-9", ">=10"]
 BIN_GROUPS = ["train=3", "train=4", "train=5-9", "train>=10"]
 
 
+
+@pytest.fixture(autouse=True)
+def _no_headline(monkeypatch):
+    """The headline reads per-user arrays, which the constructed records here lack (tests/test_headline.py)."""
+    from genrec.experiments import headline  # noqa: PLC0415
+
+    monkeypatch.setattr(headline, "section", lambda records, complete: [])
+
 def curve(rising: bool, n: int = 6, per_epoch: int = 1000, scale: float = 0.3) -> list[dict]:
     """A curve that rises to the end (not converged) or peaks at the middle (converged)."""
     values = [scale * (1 - 0.7 ** (e + 1)) if rising else scale * (1 - abs(e - n / 2) / n) for e in range(n)]
