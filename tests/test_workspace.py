@@ -200,3 +200,17 @@ def test_a_leaderboard_header_names_the_records_shas_not_the_renderer():
 
     assert record_shas([{"git_sha": "b"}, {"git_sha": "a"}, {"git_sha": "b"}]) == "`a`, `b`"
     assert record_shas([]) == "none"
+
+
+def test_drivers_share_a_suite_and_the_first_renders_the_table(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENREC_")}
+    env.update(GENREC_WORKSPACE=str(tmp_path / "ws"), GENREC_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "benchmarks/run.py", "--suite", "smoke", "--drivers", "2", "--seeds", "0,1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "started driver 2" in proc.stdout and "reproduced" in proc.stdout
+    records = sorted(p.name.split("--s")[0] for p in (tmp_path / "ws" / "results" / "smoke").glob("*.json"))
+    assert records == ["pop--default--ml-100k--colarec", "pop--default--ml-100k--colarec",
+                       "random--default--ml-100k--colarec", "random--default--ml-100k--colarec"]
+    log = (tmp_path / "ws" / "logs" / "smoke-driver2.log").read_text()
+    assert "suite smoke v1" in log and "wrote" not in log  # the other driver renders no table
