@@ -39,13 +39,14 @@ precision and budget as its sampled trials.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genrec.common.config import parse_overrides  # noqa: E402
-from genrec.common.errors import run_cli  # noqa: E402
+from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.paths import reference_dir, set_publish, show  # noqa: E402
 from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning import (  # noqa: E402
@@ -73,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="processes running trials of the study in parallel")
     p.add_argument("--storage", help="SQLAlchemy URL or journal:<path> (default sqlite:///studies/<study>.db)")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner (default median)")
+    p.add_argument("--threads", type=int, help="torch threads of each worker process (use 1 per worker when "
+                   "workers or other jobs share the cores)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds (per worker)")
     p.add_argument("--seed", type=int, default=0, help="split/training seed; also seeds the sampler")
     p.add_argument("--baseline", action="store_true", help="run the default config (the searched keys at their "
@@ -102,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python benchmarks/tune.py", *(sys.argv[1:] if argv is None else argv)])
     set_publish(args.publish)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of each worker)")
+        os.environ["GENREC_THREADS"] = str(args.threads)  # workers inherit it (genrec.experiments.tuning.study)
     if args.storage:
         check_given_storage(args.storage)
     if args.report:

@@ -498,3 +498,23 @@ def test_cli_refuses_pop(capsys, tmp_path):
 
     with pytest.raises(ConfigError, match="empty search space"):
         main(["--model", "pop", "--storage", f"journal:{tmp_path}/never-written.log"])
+
+
+def test_threads_reach_every_worker(tiny, tmp_path, monkeypatch):
+    """`tune.py --threads N` sets torch's threads in the worker that runs the trials (also a one-worker study)."""
+    import torch
+
+    from benchmarks.tune import main
+
+    with pytest.raises(ConfigError, match=r"--threads 0: expected an integer >= 1"):
+        main(["--model", "mf", "--threads", "0"])
+    seen = []
+    monkeypatch.setattr("genrec.experiments.tuning.study.objective",
+                        lambda trial, job: seen.append(torch.get_num_threads()) or 0.5)
+    before = torch.get_num_threads()
+    monkeypatch.setenv("GENREC_THREADS", "1")
+    try:
+        tune(tiny_job(f"journal:{tmp_path / 't.log'}"), trials=1, log=lambda msg: None)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]

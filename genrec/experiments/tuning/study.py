@@ -53,6 +53,10 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
     from optuna.trial import TrialState  # noqa: PLC0415
 
     os.environ.update(env or {})
+    if os.environ.get("GENREC_THREADS"):  # tune.py --threads: torch threads of every worker
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(int(os.environ["GENREC_THREADS"]))
     for kind, entries in job.registry.items():  # the launcher's registry (spawned processes start fresh)
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, sampler_seed=sampler_seed)
