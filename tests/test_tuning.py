@@ -18,6 +18,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+from types import SimpleNamespace
 import tempfile
 import time
 from collections import Counter
@@ -518,3 +519,17 @@ def test_threads_reach_every_worker(tiny, tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [1]
+
+
+def test_every_trial_records_its_cost_and_the_report_sums_core_hours(tiny, tmp_path):
+    from genrec.experiments.tuning.report import core_hours
+
+    job = tiny_job(f"journal:{tmp_path / 'cost.log'}")
+    tune(job, trials=2, log=lambda msg: None)
+    study = _load(job)
+    trials = study.get_trials()
+    assert all(t.user_attrs["seconds"] >= 0 and t.user_attrs["threads"] >= 1 for t in trials)
+    assert core_hours(study) == pytest.approx(sum(t.user_attrs["seconds"] * t.user_attrs["threads"]
+                                                  for t in trials) / 3600)
+    del trials[0].user_attrs["seconds"]  # a trial from before the cost was recorded: no total
+    assert core_hours(SimpleNamespace(get_trials=lambda deepcopy: trials)) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ def objective(trial: Any, job: TuneJob) -> float:
     import optuna  # noqa: PLC0415
 
     trial.set_user_attr("worker", worker_id())
+    import torch  # noqa: PLC0415
+
+    start = time.perf_counter()
     try:
         return _fit_and_validate(trial, job)
     except optuna.TrialPruned:
@@ -45,6 +49,9 @@ def objective(trial: Any, job: TuneJob) -> float:
         trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:2000])
         trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
         raise
+    finally:  # what the trial cost, pruned or not: the report sums it into the study's core time
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        trial.set_user_attr("threads", torch.get_num_threads())
 
 
 def _fit_and_validate(trial: Any, job: TuneJob) -> float:

@@ -125,6 +125,7 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
     test = retrain_best(job, best.params, log, retrain) if best else {}
     row = {"study": study.study_name, "model": job.model, "dataset": job.dataset, "split": job.split,
            "budget": budget_s, "complete/pruned/failed": f"{c['COMPLETE']}/{c['PRUNED']}/{c['FAIL']}",
+           "core h": core_hours(study),
            f"best valid {metric}": best.value if best else None,
            **{f"test {k}": v for k, v in test.items() if isinstance(v, float)},
            **({"retrain epochs": test["epochs"], "retrain converged": test["converged"]} if "converged" in test
@@ -141,6 +142,15 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
                                  for k, v in test.items()))
     lines += ["", *top_trials(study, metric), "", *importances(study), "", *failures(study), ""]
     return row, lines
+
+
+def core_hours(study: Any) -> float | None:
+    """Core-hours the study's trials took: the sum over trials of wall seconds x torch threads (recorded by the
+    objective since trials carried `seconds`); None when some finished trial predates that record."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
+    if not trials or any("seconds" not in t.user_attrs for t in trials):
+        return None
+    return sum(t.user_attrs["seconds"] * t.user_attrs.get("threads", 1) for t in trials) / 3600
 
 
 def retrain_best(job: TuneJob, params: dict, log=print, retrain: bool = True) -> dict:
