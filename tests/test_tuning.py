@@ -18,12 +18,12 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-from types import SimpleNamespace
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
