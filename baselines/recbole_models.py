@@ -281,6 +281,12 @@ class LightGCN(_RecBoleModel):
         reg_weight: float = 1e-05  # (float) weight of the L2 regulariser on the batch's ego embeddings
         require_pow: bool = False  # (bool) square the embedding norms in the regulariser (overall.yaml)
 
+    def _speed_up(self, model: Any) -> None:
+        """CSR propagation with a symmetric backward (`baselines.recbole_speed`; the same sums, 3-4x faster)."""
+        from baselines.recbole_speed import speed_up_lightgcn  # noqa: PLC0415
+
+        speed_up_lightgcn(model)
+
     @torch.no_grad()
     def item_embeddings(self) -> np.ndarray:
         """Layer-averaged item embeddings from `forward()` (what `full_sort_predict` scores with), our row order."""

@@ -1,5 +1,5 @@
-"""RecBole SASRec with `baselines.recbole_speed` computes what RecBole's own code computes: the same GELU, the same
-attention output and gradients, and the same seeded learning curve."""
+"""RecBole SASRec and LightGCN with `baselines.recbole_speed` compute what RecBole's own code computes: the same
+GELU, attention, propagation and gradients, and the same seeded learning curves."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import copy
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from baselines import recbole_compat as compat
-from baselines.recbole_models import SASRec
+from baselines.recbole_models import LightGCN, SASRec
 from baselines.recbole_speed import speed_up_sasrec
 from genrec.data.dataset import from_frame
 from genrec.data.loaders import load_ml100k
@@ -78,26 +79,53 @@ def _slice(n_users: int):
     return make_split(from_frame(raw, {}, name=f"ml-100k-{n_users}u", source="ml-100k"), "loo", 0, use_cache=False)
 
 
-def test_seeded_sasrec_curve_equals_recboles_own_code(tmp_path, monkeypatch, one_thread):
-    """5 seeded epochs on 40 ml-100k users: the same losses and validation NDCG@10 with and without the speed-up."""
+CURVE_RUNS = {  # 5 seeded epochs each, small enough for seconds
+    "SASRec": (SASRec, {"n_layers": 2, "hidden_size": 32, "inner_size": 64, "max_item_list_length": 20,
+                        "train_batch_size": 256}),
+    "LightGCN": (LightGCN, {"train_batch_size": 256, "learning_rate": 0.01}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CURVE_RUNS))
+def test_seeded_curve_equals_recboles_own_code(name, tmp_path, monkeypatch, one_thread):
+    """5 seeded epochs on 40 ml-100k users (`loo`): the same losses and validation NDCG@10 with and without the
+    speed-up (float rounding moves an epoch's mean loss by <= 6e-8 here; SASRec attention scaled by 1/sqrt(d+1)
+    instead of 1/sqrt(d) moves it by 1.6e-6)."""
+    cls, overrides = CURVE_RUNS[name]
     split = _slice(40)
-    cfg = SASRec.Config(epochs=5, stopping_step=10, n_layers=2, hidden_size=32, inner_size=64,
-                        max_item_list_length=20, train_batch_size=256, eval_batch_size=1 << 20)
+    cfg = cls.Config(epochs=5, stopping_step=10, eval_batch_size=1 << 20, **overrides)
     curves = []
     for fast in (False, True):
         if not fast:
-            monkeypatch.setattr(SASRec, "_speed_up", lambda self, model: None)
+            monkeypatch.setattr(cls, "_speed_up", lambda self, model: None)
         else:
             monkeypatch.undo()
         ctx = FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path / str(fast),
                          log=lambda msg: None)
-        curves.append(SASRec(cfg).fit(ctx)["curve"])
+        curves.append(cls(cfg).fit(ctx)["curve"])
     (old, new) = curves
     assert [p["epoch"] for p in new] == [1, 2, 3, 4, 5]
-    # float rounding moves an epoch's mean loss by <= 6e-8 here; attention scaled by 1/sqrt(d+1) instead moves it 1.6e-6
     assert np.allclose([p["loss"] for p in new], [p["loss"] for p in old], rtol=0, atol=3e-7)
     assert np.allclose([p["valid_ndcg@10"] for p in new], [p["valid_ndcg@10"] for p in old], rtol=0, atol=1e-6)
     assert len({p["valid_ndcg@10"] for p in new}) > 1  # the curve moves: equal curves are not two flat lines
+
+
+def test_lightgcn_propagation_and_gradient_equal_recboles(tmp_path, one_thread):
+    """The CSR forward and its symmetric backward against RecBole's COO `torch.sparse.mm` on a fitted model."""
+    model = LightGCN(LightGCN.Config(epochs=1))
+    split = _slice(40)
+    model.fit(FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path, log=lambda msg: None))
+    net = model._model
+    assert hasattr(net, "norm_adj_csr")
+    outputs, grads = [], []
+    for forward in (type(net).forward.__get__(net), net.forward):  # RecBole's own, then the fast one
+        net.zero_grad()
+        users, items = forward()
+        (users.square().sum() + items.pow(3).sum()).backward()
+        outputs.append(torch.cat([users, items]).detach())
+        grads.append(torch.cat([net.user_embedding.weight.grad, net.item_embedding.weight.grad]))
+    assert torch.allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-7)
+    assert torch.allclose(grads[1], grads[0], rtol=1e-5, atol=1e-7)
 
 
 def test_other_activations_are_left_alone():
