@@ -36,14 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from genrec.common.config import check_seeds, parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
-from genrec.data.cache import cached_split  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
-from genrec.experiments.leaderboard import write_suite  # noqa: E402
-from genrec.experiments.records import load_records  # noqa: E402
-from genrec.experiments.runner import Status, run_claimed, spec_run_id, status  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
-from genrec.experiments.view import current_records, table_specs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--threads {args.threads}: expected an integer >= 1 (torch threads of this driver)")
     if not args.wait_timeout >= 0:
         raise ConfigError(f"--wait-timeout {args.wait_timeout}: expected a number of seconds >= 0")
+    from genrec.experiments.records import load_records  # noqa: PLC0415
+    from genrec.experiments.runner import Status, spec_run_id, status  # noqa: PLC0415
+
     suite = load_suite(args.suite)
     seeds = parse_seeds(args.seeds) if args.seeds else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
@@ -140,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 def check_data(specs: list) -> None:
     """Load every dataset and make every split of the plan once (cached for the runs), so a bad data file or a
     split the data cannot take fails before the first run instead of after some."""
+    from genrec.data.cache import cached_split  # noqa: PLC0415
+
     seen = set()
     for s in specs:
         key = (s.dataset, s.split, tuple(sorted(s.split_params.items())))
@@ -163,6 +163,8 @@ POLL_SECONDS = 0.5  # how often a driver looks at the runs other drivers hold
 
 def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
     """Run every spec not held by another driver, then wait (bounded, polling) for the held ones; 0 when all done."""
+    from genrec.experiments.runner import run_claimed, spec_run_id  # noqa: PLC0415
+
     start, newer_than = time.perf_counter(), (time.time() if args.force else 0.0)
     ran = 0
 
@@ -204,6 +206,10 @@ def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:
     """Render the whole suite under this profile from every current record (`genrec.experiments.view`), whatever
     corner (`--model`, `--dataset`, `--seeds`, overrides) this command ran; refused when it would fill fewer
     rows than the existing table, unless `--force`."""
+    from genrec.experiments.leaderboard import write_suite  # noqa: PLC0415
+    from genrec.experiments.records import load_records  # noqa: PLC0415
+    from genrec.experiments.view import current_records, table_specs  # noqa: PLC0415
+
     records = load_records(suite.name)
     log = lambda msg: print(f"    {msg}", flush=True)  # noqa: E731
     specs = table_specs(suite, args.profile, records, log)
