@@ -10,7 +10,8 @@ evaluation speed), `gid` (GID construction time and within-cluster error), `beam
 generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul` too), `speed` (ColaRec eager vs
 fast kernels in fp32 and bf16 side by side, what `bf16: null` resolves to, the validation share of a fit),
 `profile` (where a ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs
-RecBole's own trainer), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
+RecBole's own trainer), `recbole_fast` (RecBole SASRec and LightGCN, old vs new code path and malloc, each in
+fresh processes), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
 without one runs it on the CPU at minimum sizes). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
 prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no file. `$GENREC_LEADERBOARD` moves
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 
 from benchmarks.performance.report import Bench, write  # noqa: E402
 from benchmarks.performance.sections import SECTIONS  # noqa: E402
+from genrec.common.malloc import tune_malloc  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="minimum sizes, to check the sections run; writes nothing")
     p.add_argument("--threads", type=int, help="torch.set_num_threads before any section (default: torch's)")
     args = p.parse_args(argv)
+    tune_malloc()  # as every entry point does (genrec.common.malloc); `recbole_fast` measures with and without
     if args.threads is not None:
         if args.threads < 1:
             p.error(f"--threads must be >= 1, got {args.threads}")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, speed, train
+from benchmarks.performance import (
+    decode,
+    evaluate,
+    gid,
+    gpu,
+    matmul,
+    profile,
+    recbole,
+    recbole_fast,
+    speed,
+    train,
+)
 from benchmarks.performance.report import Bench
 
 SECTIONS: dict[str, Callable[[Bench], None]] = {
@@ -16,5 +27,6 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "gid": gid.run,
     "profile": profile.run,
     "recbole": recbole.run,
+    "recbole_fast": recbole_fast.run,
     "gpu": gpu.run,
 }
