@@ -11,7 +11,7 @@ generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul
 fast kernels in fp32 and bf16 side by side, what `bf16: null` resolves to, the validation share of a fit),
 `profile` (where a ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs
 RecBole's own trainer), `recbole_fast` (RecBole SASRec and LightGCN, old vs new code path and malloc, each in
-fresh processes), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
+fresh processes), `startup` (CLI answer times), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
 without one runs it on the CPU at minimum sizes). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
 prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no file. `$GENREC_LEADERBOARD` moves

@@ -14,6 +14,7 @@ from benchmarks.performance import (
     recbole,
     recbole_fast,
     speed,
+    startup,
     train,
 )
 from benchmarks.performance.report import Bench
@@ -28,5 +29,6 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "profile": profile.run,
     "recbole": recbole.run,
     "recbole_fast": recbole_fast.run,
+    "startup": startup.run,
     "gpu": gpu.run,
 }
