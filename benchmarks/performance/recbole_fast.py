@@ -5,6 +5,9 @@ the allocator setting (`genrec.common.malloc`) is process-wide and cannot be und
 malloc and RecBole's own model code, "new" is `tune_malloc()` and `baselines.recbole_speed`. Old and new run back
 to back, alternating, `ROUNDS` times; a ratio is the median of the per-round ratios, so a change in the machine's
 load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
+The speed-ups are ratios of CPU time (one thread: on an idle machine CPU time is the wall time; on a shared one the
+wall time also counts the time other processes held the core, which CPU time leaves out); the wall-time ratio is in
+each note.
 
 * SASRec: training steps (Adam, CE over all items, dropout on) of RecBole's `SASRec` at the ml-100k defaults
   (2 layers, 2 heads, hidden 64, FFN 256, 1,683 items) on 2,048 real training rows of the ml-100k `colarec`
@@ -42,34 +45,41 @@ def run(bench: Bench) -> None:
     sasrec = _alternate(rounds, {**base, "model": "sasrec"}, ("old", "alloc", "new"))
     _sasrec_rows(bench, sasrec, base["threads"], 64 if bench.smoke else 2048)
     lightgcn = _alternate(rounds, {**base, "model": "lightgcn"}, ("old", "new"))
-    per_epoch = {k: [r["seconds"] / r["epochs"] for r in v] for k, v in lightgcn.items()}
-    bench.row("lightgcn_recbole_epoch_seconds_old", statistics.median(per_epoch["old"]), "s",
-              "RecBole LightGCN on ml-100k loo, one epoch (48 steps + validation), RecBole's COO propagation, "
-              "default malloc")
-    bench.row("lightgcn_recbole_epoch_seconds_new", statistics.median(per_epoch["new"]), "s",
-              "the same with CSR propagation + symmetric backward (baselines.recbole_speed) and tune_malloc")
-    bench.row("lightgcn_recbole_epoch_speedup", _median_ratio(per_epoch["old"], per_epoch["new"]), "x",
-              f"old / new seconds per epoch, median of {rounds} alternating rounds of {lightgcn['old'][0]['epochs']}"
-              f"-epoch fits "
-              f"in fresh processes, {base['threads']} thread(s)")
+    wall = {k: [r["seconds"] / r["epochs"] for r in v] for k, v in lightgcn.items()}
+    cpu = {k: [(r["user"] + r["sys"]) / r["epochs"] for r in v] for k, v in lightgcn.items()}
+    what = {"old": "RecBole's COO propagation, default malloc",
+            "new": "CSR propagation + symmetric backward (baselines.recbole_speed), tune_malloc"}
+    for key in ("old", "new"):
+        bench.row(f"lightgcn_recbole_epoch_cpu_seconds_{key}", statistics.median(cpu[key]), "s",
+                  f"RecBole LightGCN on ml-100k loo, CPU time per epoch (48 steps + validation), {what[key]}; wall "
+                  f"{statistics.median(wall[key]):.2f} s")
+    bench.row("lightgcn_recbole_epoch_speedup", _median_ratio(cpu["old"], cpu["new"]), "x",
+              f"old / new CPU time per epoch, median of {rounds} alternating rounds of "
+              f"{lightgcn['old'][0]['epochs']}-epoch fits in fresh processes, {base['threads']} thread(s); wall-time "
+              f"ratio {_median_ratio(wall['old'], wall['new']):.2f}x")
 
 
 def _sasrec_rows(bench: Bench, runs: dict, threads: int, batch: int) -> None:
-    step = {k: [r["seconds"] / r["steps"] for r in v] for k, v in runs.items()}
+    wall = {k: [r["seconds"] / r["steps"] for r in v] for k, v in runs.items()}
+    step = {k: [(r["user"] + r["sys"]) / r["steps"] for r in v] for k, v in runs.items()}
     setup = f"RecBole SASRec ml-100k defaults, batch {batch} x 50, {threads} thread(s)"
     for key, what in (("old", "RecBole's code, default malloc"), ("alloc", "RecBole's code, tune_malloc"),
                       ("new", "baselines.recbole_speed + tune_malloc")):
         r = runs[key]
-        bench.row(f"sasrec_step_seconds_{key}", statistics.median(step[key]), "s", f"{what}; {setup}")
+        bench.row(f"sasrec_step_cpu_seconds_{key}", statistics.median(step[key]), "s",
+                  f"CPU time (user + system) per training step, {what}; {setup}; wall "
+                  f"{statistics.median(wall[key]):.2f} s")
         bench.row(f"alloc_sys_share_{key}", statistics.median(x["sys"] / (x["sys"] + x["user"]) for x in r),
                   "fraction", f"system / (user + system) CPU time of the steps; {what}")
         bench.row(f"alloc_page_faults_per_step_{key}", statistics.median(x["minflt"] / x["steps"] for x in r),
                   "faults", f"minor page faults per training step; {what}")
     bench.row("alloc_speedup", _median_ratio(step["old"], step["alloc"]), "x",
-              "SASRec step, RecBole's code: default malloc / tune_malloc (genrec.common.malloc)")
+              "SASRec step CPU time, RecBole's code: default malloc / tune_malloc (genrec.common.malloc); wall-time "
+              f"ratio {_median_ratio(wall['old'], wall['alloc']):.2f}x")
     bench.row("sasrec_epoch_speedup", _median_ratio(step["old"], step["new"]), "x",
-              "old / new SASRec step time (an epoch is 48 such steps; loading 0.1%, validation 0.6% of it): "
-              "RecBole + default malloc vs recbole_speed + tune_malloc, alternating rounds in fresh processes")
+              "old / new SASRec step CPU time (an epoch is 48 such steps; loading 0.1%, validation 0.6% of it): "
+              "RecBole + default malloc vs recbole_speed + tune_malloc, alternating rounds in fresh processes; "
+              f"wall-time ratio {_median_ratio(wall['old'], wall['new']):.2f}x")
 
 
 def _alternate(rounds: int, spec: dict, variants: tuple[str, ...]) -> dict[str, list[dict]]:
@@ -152,6 +162,7 @@ def _sasrec_steps(spec: dict, fast: bool) -> dict:
 
 
 def _lightgcn_fit(spec: dict, fast: bool) -> dict:
+    from baselines import recbole_models
     from baselines.recbole_models import LightGCN
     from benchmarks.performance.fixtures import ml100k
     from genrec.data.splits import make_split
@@ -159,12 +170,22 @@ def _lightgcn_fit(spec: dict, fast: bool) -> dict:
 
     if not fast:
         LightGCN._speed_up = lambda self, model: None
+    start = {}
+    recorder_init = recbole_models._CurveRecorder.__init__
+
+    def init(self, *args, **kwargs):  # training starts here: dataset, graph and model are built
+        start["usage"] = resource.getrusage(resource.RUSAGE_SELF)
+        recorder_init(self, *args, **kwargs)
+
+    recbole_models._CurveRecorder.__init__ = init
     epochs = 1 if spec["smoke"] else LIGHTGCN_EPOCHS
     split = make_split(ml100k(), "loo", 0)
     with tempfile.TemporaryDirectory() as tmp:
         ctx = FitContext(split.dataset, split, 0, work_dir=Path(tmp), log=lambda msg: None)
         info = LightGCN(LightGCN.Config(epochs=epochs, stopping_step=epochs)).fit(ctx)
-    return {"seconds": info["curve"][-1]["seconds"], "epochs": len(info["curve"])}
+    r0, r1 = start["usage"], resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": info["curve"][-1]["seconds"], "epochs": len(info["curve"]), "user": r1.ru_utime - r0.ru_utime,
+            "sys": r1.ru_stime - r0.ru_stime}
 
 
 class _Items:
