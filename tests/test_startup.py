@@ -1,5 +1,6 @@
-"""The command-line tools answer `--help` and `--list` without loading torch or torch_geometric (seconds each on a
-busy 2-core machine; `run.py` also without pandas and RecBole); timings: `benchmarks/perf.py --only startup`."""
+"""The command-line tools answer `--help`, `--list` and `--stats` without loading torch or torch_geometric (seconds
+each on a busy 2-core machine; `run.py --help`/`--list` also without pandas and RecBole); timings:
+`benchmarks/perf.py --only startup`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ print(sorted(m for m in {heavy!r} if m in sys.modules))
 
 @pytest.mark.parametrize("script,args,heavy", [("benchmarks/run.py", ["--help"], HEAVY),
                                                ("benchmarks/run.py", ["--list"], HEAVY),
+                                               ("benchmarks/run.py", ["--stats", "ml-100k"], TORCH),
                                                ("benchmarks/tune.py", ["--help"], TORCH)])
 def test_cli_answers_without_heavy_imports(script, args, heavy):
     code = PROBE.format(script=script, args=args, heavy=heavy)
