@@ -21,17 +21,21 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass
+<<<<<<< HEAD
 from pathlib import Path
 from typing import Any
+=======
+from typing import TYPE_CHECKING, Any
+>>>>>>> speed
 
 import numpy as np
 import torch
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.nn.models import LightGCN
-from torch_geometric.utils import to_torch_csr_tensor
 
 from baselines import served
 from genrec.common.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # torch_geometric (seconds to import) loads when a fit starts, not when a suite is planned
+    from torch_geometric.nn.models import LightGCN
 
 
 class PygLightGCN:
@@ -56,6 +60,8 @@ class PygLightGCN:
 
     def fit(self, ctx: Any) -> dict:
         """Train on `ctx.split.train`, early-stop on `ctx.eval.valid_metric`, keep the best epoch's weights."""
+        from torch_geometric.nn.models import LightGCN  # noqa: PLC0415
+
         start, cfg, split = time.perf_counter(), self.config, ctx.split
         if cfg.epochs < 0 or cfg.eval_step < 1 or cfg.train_batch_size < 1:
             raise ConfigError("lightgcn-pyg: epochs must be >= 0, eval_step and train_batch_size >= 1")
@@ -184,6 +190,9 @@ def propagate(model: LightGCN, adj: torch.Tensor) -> torch.Tensor:
 
 def normalized_adjacency(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
     """Symmetric bipartite adjacency `D^-1/2 A D^-1/2` (no self-loops) as a CSR tensor; duplicates counted once."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm  # noqa: PLC0415
+    from torch_geometric.utils import to_torch_csr_tensor  # noqa: PLC0415
+
     pairs = torch.unique(torch.stack([users, items + n_users]), dim=1)
     edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
     n = n_users + n_items

@@ -49,16 +49,8 @@ from genrec.common.paths import (  # noqa: E402
 )
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
-from genrec.experiments.checks import check_plan, corrupt_status  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
-from genrec.experiments.leaderboard import write_suite  # noqa: E402
-from genrec.experiments.records import RecordError, corrupt_records, load_records  # noqa: E402
-from genrec.experiments.reproduce import render as render_reproduction  # noqa: E402
-from genrec.experiments.reproduce import reproduction  # noqa: E402
-from genrec.experiments.reproduce import write_report as write_reproduction  # noqa: E402
-from genrec.experiments.runner import Status, run_claimed, spec_run_id, status  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
-from genrec.experiments.view import current_records, table_specs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -138,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     check_args(args)
     set_publish(args.publish)
+    # the rest imports the evaluator, torch and pandas: not for --help, --list or --stats (start-up time)
+    from genrec.experiments.checks import check_plan, corrupt_status  # noqa: PLC0415
+    from genrec.experiments.records import RecordError, corrupt_records  # noqa: PLC0415
+    from genrec.experiments.runner import Status, spec_run_id, status  # noqa: PLC0415
+
     suite = load_suite(args.suite)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     specs = plan(suite, args.profile, args.dataset, seeds, parse_overrides(args.overrides), args.model, args.split,
@@ -248,6 +245,8 @@ POLL_SECONDS = 0.5  # how often a driver looks at the runs other drivers hold
 
 def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
     """Run every spec not held by another driver, then wait (bounded, polling) for the held ones; 0 when all done."""
+    from genrec.experiments.runner import run_claimed, spec_run_id  # noqa: PLC0415
+
     start, newer_than = time.perf_counter(), (time.time() if args.force else 0.0)
     ran = 0
 
@@ -290,6 +289,10 @@ def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:
     (`genrec.experiments.view`), whatever corner (`--model`, `--dataset`, `--seeds`, overrides) this command ran;
     refused when it would fill fewer rows than the existing table, unless `--force`. In the workspace, then
     compare with the reference (`genrec.experiments.reproduce`)."""
+    from genrec.experiments.leaderboard import write_suite  # noqa: PLC0415
+    from genrec.experiments.records import load_records  # noqa: PLC0415
+    from genrec.experiments.view import current_records, table_specs  # noqa: PLC0415
+
     records = load_records(suite.name)
     if not records and not (leaderboard_dir() / f"{suite.name}.csv").is_file():
         ref = show(reference_dir("leaderboard") / f"{suite.name}.md")
@@ -325,11 +328,15 @@ def check_table_data(suite, specs: list) -> None:
 
 def report_reproduction(suite, specs: list, current: list[dict], command: str) -> None:
     """Your current records against the reference's for the same specs: printed and written beside your table."""
+    from genrec.experiments.records import load_records  # noqa: PLC0415
+    from genrec.experiments.reproduce import render, reproduction, write_report  # noqa: PLC0415
+    from genrec.experiments.view import current_records  # noqa: PLC0415
+
     ref_root = reference_dir("results")
     ref = current_records(specs, load_records(suite.name, ref_root), lambda msg: None)
     df, verdict = reproduction(ref, current, ref_root, None)
-    path = write_reproduction(df, verdict, suite.name, command, leaderboard_dir())
-    print(render_reproduction(df, verdict, suite.name, command).split("\n", 3)[-1], end="")
+    path = write_report(df, verdict, suite.name, command, leaderboard_dir())
+    print(render(df, verdict, suite.name, command).split("\n", 3)[-1], end="")
     print(f"wrote {show(path)}")
 
 

@@ -175,3 +175,23 @@ def test_a_full_run_without_gpu_keeps_the_gpu_rows(monkeypatch, tmp_path):
     assert "1 rows starting with gpu_ kept" in (tmp_path / "performance.md").read_text()
     write([{"name": "gpu_x", "value": 4.0, "unit": "s", "note": ""}], None)
     assert list(pd.read_csv(tmp_path / "performance.csv")["value"]) == [4.0]
+
+
+def test_no_emulated_bf16_is_timed_on_a_cpu_without_native_bf16(monkeypatch):
+    """`matmul` records why the bf16 peak is absent instead of timing emulation; `speed` builds no bf16 model."""
+    import zoo.colarec.train as colarec_train
+    from benchmarks.performance import matmul, speed
+    from benchmarks.performance.report import Bench
+
+    monkeypatch.setattr(colarec_train, "cpu_has_native_bf16", lambda: False)
+    built = []
+    monkeypatch.setattr(speed, "colarec_ml100k", lambda preset, **kw: built.append(kw["bf16"]) or (None, None))
+    monkeypatch.setattr(speed, "train_batches", lambda model, n: [])
+    monkeypatch.setattr(speed, "interleaved_steps", lambda steps, batches, **kw: {k: [1.0] for k in steps})
+    monkeypatch.setattr(speed, "train_step", lambda model: None)
+    per_step, _, _ = speed.side_by_side("quick", speed.SMOKE_PLAN, skip_emulated_bf16=True)
+    assert set(per_step) == {"eager_fp32", "fast_fp32"} and True not in built
+    bench = Bench(smoke=True)
+    matmul.run(bench)
+    names = [r["name"] for r in bench.rows]
+    assert names == ["matmul_peak_fp32_gflops", "matmul_bf16_native"] and "bf16" not in bench.peak

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+<<<<<<< HEAD
 from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, serve, speed, train
+=======
+from benchmarks.performance import (
+    decode,
+    evaluate,
+    gid,
+    gpu,
+    matmul,
+    profile,
+    recbole,
+    recbole_fast,
+    speed,
+    startup,
+    train,
+)
+>>>>>>> speed
 from benchmarks.performance.report import Bench
 
 SECTIONS: dict[str, Callable[[Bench], None]] = {
@@ -16,6 +32,8 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "gid": gid.run,
     "profile": profile.run,
     "recbole": recbole.run,
+    "recbole_fast": recbole_fast.run,
+    "startup": startup.run,
     "gpu": gpu.run,
     "serve": serve.run,
 }

@@ -11,7 +11,9 @@ side, what `bf16: null` resolves to here, and the share of a `cpu`-preset fit sp
    (the faster fast precision over eager fp32, the median over the rounds of each round's step-time ratio; the
    note gives the precision, the range over the rounds and the fp32-only ratio). On a
    contended machine the samples/s are lower bounds; the ratios, measured on the same batches in alternating
-   blocks, are the robust numbers.
+   blocks, are the robust numbers. On a CPU without native bf16 (no AMX / AVX512-BF16) the fast bf16 model is
+   neither built nor timed (torch would emulate bf16, tens of times slower, and `bf16: null` never picks it
+   there): its rows are absent and a printed line says why.
 2. `colarec_bf16_null_resolves_to`: 1 when `bf16: null` on `device: cpu` means bf16 autocast on this machine, 0
    when fp32 (`zoo.colarec.train.resolve_bf16`: AMX -> bf16, AVX512-BF16 without AMX -> the cached `bf16_probe`
    measurement, else fp32); the run records it as
@@ -45,11 +47,17 @@ PLAN = dict(warmup=3, blocks=10, block_steps=1)
 SMOKE_PLAN = dict(warmup=1, blocks=2, block_steps=1)
 
 
-def side_by_side(preset: str, plan: dict, device: str = "cpu", **overrides) -> tuple[dict, dict, list]:
+def side_by_side(preset: str, plan: dict, device: str = "cpu", skip_emulated_bf16: bool = False,
+                 **overrides) -> tuple[dict, dict, list]:
     """Every variant of `VARIANTS` on `preset`, interleaved on the same batches; returns (variant -> seconds per
-    step of each round, variant -> its trained model, the batches)."""
+    step of each round, variant -> its trained model, the batches). With `skip_emulated_bf16`, a CPU without
+    native bf16 (AMX / AVX512-BF16) leaves `fast_bf16` out: torch would emulate it, tens of times slower than fp32,
+    a precision `bf16: null` never picks there."""
+    from zoo.colarec.train import cpu_has_native_bf16
+
+    skip = skip_emulated_bf16 and device == "cpu" and not cpu_has_native_bf16()
     models = {name: colarec_ml100k(preset, kernels=k, bf16=bf16, device=device, **overrides)[0]
-              for name, (k, bf16) in VARIANTS.items()}
+              for name, (k, bf16) in VARIANTS.items() if not (skip and bf16)}
     first = next(iter(models.values()))
     batches = train_batches(first, plan["warmup"] + plan["blocks"] * plan["block_steps"])
     per_step = interleaved_steps({name: train_step(m) for name, m in models.items()}, batches, device=device, **plan)
@@ -75,11 +83,15 @@ def speed_rows(bench: Bench, prefix: str, preset: str, per_step: dict, models: d
              f"{plan['block_steps']} timed step(s) per variant in turn; batch / median step time; batch building "
              f"excluded" + extra)
     for name, (kernels, bf16) in VARIANTS.items():
+        if name not in rate:
+            print(f"  {prefix}colarec_{preset}_train_samples_per_s_{name} not measured: bf16 would be emulated here")
+            continue
         bench.row(f"{prefix}colarec_{preset}_train_samples_per_s_{name}", rate[name], "samples/s",
                   f"kernels: {kernels}, {'bf16 autocast' if bf16 else 'fp32'}; {setup}")
-    ratio = {name: round_ratio(per_step, "eager_fp32", name) for name in ("fast_fp32", "fast_bf16")}
+    ratio = {name: round_ratio(per_step, "eager_fp32", name) for name in ("fast_fp32", "fast_bf16")
+             if name in per_step}
     best = max(ratio, key=lambda n: ratio[n][0])
-    bf16_fp32 = round_ratio(per_step, "fast_fp32", "fast_bf16")
+    bf16_fp32 = round_ratio(per_step, "fast_fp32", "fast_bf16") if "fast_bf16" in per_step else (float("nan"),)
     bench.row(f"{prefix}colarec_{preset}_train_speedup", ratio[best][0], "x",
               f"best fast precision ({best.split('_')[1]}) over eager fp32: median over the {plan['blocks']} rounds "
               f"of the per-round step-time ratio (range {ratio[best][1]:.2f}-{ratio[best][2]:.2f}); fp32 only "
@@ -96,7 +108,8 @@ def run(bench: Bench) -> None:
     rates, kept, per_steps = {}, {}, {}
     for preset in PRESETS:
         plan = SMOKE_PLAN if bench.smoke else PLAN
-        per_step, models, _ = side_by_side(preset, plan, **({"batch_size": 8} if bench.smoke else {}))
+        per_step, models, _ = side_by_side(preset, plan, skip_emulated_bf16=not bench.smoke,
+                                           **({"batch_size": 8} if bench.smoke else {}))
         rates[preset] = speed_rows(bench, "", preset, per_step, models, plan,
                                    "; CPU samples/s are lower bounds when other processes compete for the cores, the "
                                    "ratios are robust")
@@ -109,8 +122,9 @@ def run(bench: Bench) -> None:
               f"`bf16: null` on device cpu resolves to {'bf16 autocast' if null_bf16 else 'fp32'} here (rule: AMX -> "
               f"bf16, AVX512-BF16 without AMX -> measured (zoo.colarec.train.bf16_probe), else fp32; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
               f"(AMX or AVX512-BF16) {'present' if cpu_has_native_bf16() else 'absent'}); recorded per run as "
-              f"fit_info.precision. Measured here, cpu preset: fast bf16 trains "
-              f"{round_ratio(per_steps['cpu'], 'fast_fp32', 'fast_bf16')[0]:.2f}x as fast as fast fp32")
+              f"fit_info.precision. Measured here, cpu preset: "
+              + (f"fast bf16 trains {round_ratio(per_steps['cpu'], 'fast_fp32', 'fast_bf16')[0]:.2f}x as fast as "
+                 "fast fp32" if "fast_bf16" in per_steps["cpu"] else "bf16 not timed (it would be emulated)"))
 
     # 3. the validation share of a `cpu`-preset fit (the model at the resolved precision, fast kernels)
     from genrec.evaluation.evaluate import evaluate

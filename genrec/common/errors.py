@@ -2,6 +2,8 @@
 
 import sys
 
+from genrec.common.malloc import tune_malloc
+
 
 class BenchError(Exception):
     """Base class: a problem the user can fix, reported as one clear line."""
@@ -25,8 +27,9 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 def run_cli(main) -> None:
     """Entry point of our command-line tools: a `BenchError` becomes one `error: ...` line and exit code 2; Ctrl-C
     (SIGINT) becomes the one line `INTERRUPTED` and exit code 130 (the shell's 128 + SIGINT). Both unwind the
-    stack first, so claims are released and temp files removed by their `finally` blocks."""
-
+    stack first, so claims are released and temp files removed by their `finally` blocks. Before `main` runs,
+    glibc malloc is told to keep training memory (`genrec.common.malloc`: 2x faster RecBole SASRec steps)."""
+    tune_malloc()
     try:
         sys.exit(main())
     except BenchError as e:

@@ -30,16 +30,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import cache_dir
 from genrec.common.registry import unknown_name
 from genrec.common.util import atomic_write_bytes
-from genrec.data.dataset import Dataset
+
+if TYPE_CHECKING:  # pandas and scipy load when data does, not when a CLI only lists the splitters
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from genrec.data.dataset import Dataset
 
 PARTS = {"train": 0, "valid": 1, "test": 2}
 
@@ -83,6 +87,8 @@ class Split:
 
     def matrix(self, part: str) -> sp.csr_matrix:
         """Binary user x item matrix of one part."""
+        import scipy.sparse as sp  # noqa: PLC0415
+
         df = getattr(self, part)
         m = sp.csr_matrix(
             (np.ones(len(df), dtype=np.float32), (df["user"].to_numpy(), df["item"].to_numpy())),
@@ -150,6 +156,8 @@ def split_loo(ds: Dataset, rng: np.random.Generator) -> np.ndarray:
     ts = ds.inter["timestamp"].to_numpy()
     if np.isnan(ts).any():
         raise DataError(f"{ds.name}: the 'loo' split needs a timestamp on every interaction")
+    import pandas as pd  # noqa: PLC0415
+
     df = pd.DataFrame({"user": ds.inter["user"].to_numpy(), "t": ts, "row": np.arange(len(ts))})
     df = df.sort_values(["user", "t", "row"], kind="stable")
     rank_from_end = df.groupby("user").cumcount(ascending=False).to_numpy()

@@ -11,14 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genrec.common.config import NEUTRAL_DEFAULT
 from genrec.common.errors import ConfigError
-from genrec.data.dataset import Dataset
-from genrec.data.splits import Split
-from genrec.evaluation.evaluate import evaluate
 from genrec.evaluation.groups import parse_bins
 from genrec.evaluation.metrics import METRICS
+
+if TYPE_CHECKING:  # suites read EvalConfig; the data and evaluator (pandas, scipy) load when a fit validates
+    from genrec.data.dataset import Dataset
+    from genrec.data.splits import Split
 
 
 @dataclass
@@ -67,6 +69,8 @@ class FitContext:
 
     def validate(self, model: object) -> dict[str, float]:
         """Mean validation metrics of `model` under the run's protocol (train items excluded)."""
+        from genrec.evaluation.evaluate import evaluate  # noqa: PLC0415
+
         t0 = time.perf_counter()
         try:
             return evaluate(model, self.split, "valid", self.eval.ks, batch_users=self.eval.batch_users,

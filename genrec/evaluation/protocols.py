@@ -19,11 +19,13 @@ scored by exactly the same code. `-1` in a list means "no item" and always count
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+
+if TYPE_CHECKING:  # torch loads when a ranking runs, not when a CLI that only lists or plans imports the evaluator
+    import torch
 
 
 @runtime_checkable
@@ -61,6 +63,8 @@ class TopK:
         self.scorer = scorer
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix) -> np.ndarray:
+        import torch  # noqa: PLC0415
+
         raw = self.scorer.score(users)
         if isinstance(raw, torch.Tensor):
             scores = raw.detach().to(torch.float32).clone()
