@@ -21,12 +21,8 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass
-<<<<<<< HEAD
 from pathlib import Path
-from typing import Any
-=======
 from typing import TYPE_CHECKING, Any
->>>>>>> speed
 
 import numpy as np
 import torch

@@ -11,15 +11,11 @@ evaluation speed), `gid` (GID construction time and within-cluster error), `beam
 generate), `train` (ColaRec training throughput and MFU per preset; runs `matmul` too), `speed` (ColaRec eager vs
 fast kernels in fp32 and bf16 side by side, what `bf16: null` resolves to, the validation share of a fit),
 `profile` (where a ColaRec training step spends its time, torch.profiler), `recbole` (adapter overhead vs
-<<<<<<< HEAD
-RecBole's own trainer), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
-without one runs it on the CPU at minimum sizes), `serve` (latency of a kept model per request, p50/p95 on one
-core, every family: rows `serve_*`). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
-=======
 RecBole's own trainer), `recbole_fast` (RecBole SASRec and LightGCN, old vs new code path and malloc, each in
-fresh processes), `startup` (CLI answer times), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without one; `--smoke`
-without one runs it on the CPU at minimum sizes). These are benchmarks, not tests: nothing here asserts a target; the tests check that every fast
->>>>>>> speed
+fresh processes), `startup` (CLI answer times), `gpu` (rows `gpu_*` on a CUDA device; one line and no rows without
+one; `--smoke` without one runs it on the CPU at minimum sizes), `serve` (latency of a kept model per request,
+p50/p95 on one core, every family: rows `serve_*`). These are benchmarks, not tests: nothing here asserts a
+target; the tests check that every fast
 path returns what its reference path returns (and `beam` also checks it on its own inputs). A section that fails
 prints why and writes no rows (the others still run; the exit status is then 1); a run with no rows writes no
 file. `$GENREC_LEADERBOARD` moves the files written. Each section is one module of `benchmarks/performance/` (shared fixtures in `fixtures.py`).
@@ -38,11 +34,8 @@ import torch  # noqa: E402
 
 from benchmarks.performance.report import Bench, write  # noqa: E402
 from benchmarks.performance.sections import SECTIONS  # noqa: E402
-<<<<<<< HEAD
-from genrec.common.paths import set_publish  # noqa: E402
-=======
 from genrec.common.malloc import tune_malloc  # noqa: E402
->>>>>>> speed
+from genrec.common.paths import set_publish  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,11 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                    "instead of your workspace's runs/leaderboard/performance.*")
     p.add_argument("--threads", type=int, help="torch.set_num_threads before any section (default: torch's)")
     args = p.parse_args(argv)
-<<<<<<< HEAD
     set_publish(args.publish)
-=======
     tune_malloc()  # as every entry point does (genrec.common.malloc); `recbole_fast` measures with and without
->>>>>>> speed
     if args.threads is not None:
         if args.threads < 1:
             p.error(f"--threads must be >= 1, got {args.threads}")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-<<<<<<< HEAD
-from benchmarks.performance import decode, evaluate, gid, gpu, matmul, profile, recbole, serve, speed, train
-=======
 from benchmarks.performance import (
     decode,
     evaluate,
@@ -16,11 +13,11 @@ from benchmarks.performance import (
     profile,
     recbole,
     recbole_fast,
+    serve,
     speed,
     startup,
     train,
 )
->>>>>>> speed
 from benchmarks.performance.report import Bench
 
 SECTIONS: dict[str, Callable[[Bench], None]] = {
