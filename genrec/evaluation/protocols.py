@@ -97,6 +97,8 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     sorted by id and stably by score, which orders equal scores inside it by id. Cost: one `topk` of k + 1 (its
     last score tells whether a tie crosses the cut), and the exact pass only on rows where one does (rows of
     continuous scores almost never)."""
+    import torch  # noqa: PLC0415
+
     if k == 0:
         return scores[:, :0], torch.zeros((scores.shape[0], 0), dtype=torch.int64, device=scores.device)
     values, idx = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)

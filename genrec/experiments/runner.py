@@ -34,7 +34,6 @@ from genrec.experiments import claims
 from genrec.experiments.audit import audit_run, fit_audited
 from genrec.experiments.records import compact_arrays, read_record, records_of, run_id, run_key, write_record
 from genrec.experiments.suite import RunSpec
-from genrec.serving.bundle import save_model
 
 
 def spec_run_id(spec: RunSpec) -> str:
@@ -152,6 +151,8 @@ def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") ->
     record["wall_seconds"] = time.perf_counter() - start
     if audit:
         record["audit"] = {"checked": True, "problems": []}
+    from genrec.serving.bundle import save_model  # noqa: PLC0415 - torch and the model families, at run time only
+
     save_model(model, ctx, results_dir(spec.suite, "models", run_key(rid, spec.config_hash)), rid, spec.model,
                spec.dataset)
     _test_hook("before-record")
