@@ -25,6 +25,7 @@ import torch
 
 from genrec.common.errors import ConfigError, UnknownIdError
 from genrec.common.registry import model_class
+from genrec.evaluation.protocols import top_k
 from genrec.serving.bundle import Bundle, read_bundle, warn_if_data_changed
 
 _TITLE = re.compile(r"^title (?P<title>.*?)(?: year (?P<year>\S+))?(?: genres .*)?$")
@@ -130,7 +131,8 @@ class TrainedModel:
         scores = (raw.detach().to(torch.float32).clone() if isinstance(raw, torch.Tensor)
                   else torch.from_numpy(np.array(raw, dtype=np.float32)))
         scores[0, torch.as_tensor(seen, dtype=torch.long)] = -torch.inf
-        values, idx = torch.topk(scores, min(k, scores.shape[1]), dim=1)  # as `TopK`: the evaluator's ranking
+        scores = torch.nan_to_num(scores, nan=-torch.inf)  # as `TopK`: NaN is never ranked
+        values, idx = top_k(scores, min(k, scores.shape[1]))  # the evaluator's ranking and tie rule
         keep = torch.isfinite(values[0])
         return idx[0][keep].numpy(), values[0][keep].numpy(), method
 
