@@ -195,7 +195,7 @@ def start_drivers(suite: str, argv: list[str], n: int) -> list[subprocess.Popen]
             skip = False
         elif token in drop:
             skip = True
-        elif not token.startswith(tuple(f"{d}=" for d in drop)):
+        elif token != "--no-leaderboard" and not token.startswith(tuple(f"{d}=" for d in drop)):
             keep.append(token)
     logs = workspace_dir("logs")
     logs.mkdir(parents=True, exist_ok=True)
