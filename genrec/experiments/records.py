@@ -61,13 +61,19 @@ def run_key(rid: str, config_hash: str) -> str:
     return f"{_safe(rid)[:_MAX_ID_CHARS]}--{config_hash}"
 
 
+def file_name(rid: str, config_hash: str, split_hash: str) -> str:
+    """`<run key>--<split hash>.json`: the name of a record file, in whichever store holds it."""
+    return f"{run_key(rid, config_hash)}--{split_hash}.json"
+
+
 def record_path(suite: str, rid: str, config_hash: str, split_hash: str) -> Path:
-    return results_dir(suite) / f"{run_key(rid, config_hash)}--{split_hash}.json"
+    return results_dir(suite) / file_name(rid, config_hash, split_hash)
 
 
 def record_name(record: dict) -> str:
-    """The file name of `record` (in whichever store holds it), derived from its own fields."""
-    return f"{run_key(record['run_id'], record['config_hash'])}--{record['split_hash']}.json"
+    """The file name of `record`, derived from its own fields (no folder is created: it may be read from another
+    store, e.g. the reference)."""
+    return file_name(record["run_id"], record["config_hash"], record["split_hash"])
 
 
 def path_of(record: dict) -> Path:
