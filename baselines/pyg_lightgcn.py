@@ -101,7 +101,7 @@ class PygLightGCN:
             self.model.load_state_dict(best_state)
         self._cache_embeddings()
         validated = any(key in p for p in curve)
-        info = {"epochs": epoch, "best_epoch": best_epoch, "best_valid": best if validated else None,
+        info = {"epochs": epoch, "stop": "patience" if bad > cfg.stopping_step else "epochs", "best_epoch": best_epoch, "best_valid": best if validated else None,
                 "valid_metric": ctx.eval.valid_metric, "curve": curve, "precision": "fp32",
                 "fit_seconds": time.perf_counter() - start}
         ctx.log(f"PygLightGCN: best valid {ctx.eval.valid_metric} {best:.4f} at epoch {best_epoch} of {epoch} "

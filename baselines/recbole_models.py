@@ -164,7 +164,8 @@ class _RecBoleModel:
         best_epoch = self._restore_best(model, trainer, data_path)
         self._model, self._trainer, self._loaders, self._dataset = model, trainer, loaders, dataset
         self._build_maps(ctx.split, dataset)
-        info = {"epochs": len(trainer.train_loss_dict), "best_epoch": best_epoch,
+        epochs = len(trainer.train_loss_dict)  # RecBole stops early (stopping_step) or after config["epochs"]
+        info = {"epochs": epochs, "stop": "patience" if epochs < config["epochs"] else "epochs", "best_epoch": best_epoch,
                 "best_valid": float(trainer.best_valid_score), "valid_metric": config["valid_metric"],
                 "curve": curve.points, "precision": "amp" if config["enable_amp"] else "fp32",
                 "train_seconds": train_seconds, "recbole_dir": str(data_path / name)}

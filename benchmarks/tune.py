@@ -1,12 +1,12 @@
 """Tune a model's hyper-parameters with Optuna on the validation split, and export the best config.
 
-    python benchmarks/tune.py --model lightgcn --dataset ml-100k --split colarec --trials 30
-    python benchmarks/tune.py --model mf --trials 30 --workers 2          # 2 processes on one study
+    python benchmarks/tune.py --model lightgcn --dataset ml-100k --split colarec --trials 12
+    python benchmarks/tune.py --model mf --trials 12 --workers 2          # 2 processes on one study
     python benchmarks/tune.py --model sasrec --timeout 3600 epochs=50     # time budget; fixed override
     python benchmarks/tune.py --model mf --storage postgresql+psycopg2://me@dbhost/optuna   # several machines
     python benchmarks/tune.py --model mf --storage journal:studies/mf.log         # Optuna JournalStorage
     python benchmarks/tune.py --model mf --pruner hyperband             # median (default) | hyperband | none
-    python benchmarks/tune.py --model tiger --baseline preset=quick     # one trial is the default config itself
+    python benchmarks/tune.py --model tiger --no-baseline preset=quick  # trial 0 is not the default config
     python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
     python benchmarks/tune.py --report                                  # runs/leaderboard/tuning.md (no training)
     python benchmarks/tune.py --report --retrain                        # ... with the best configs' test metrics
@@ -26,14 +26,16 @@ empty, from the finished trials of the store's `studies/<study>.json`). COMPLETE
 trials count; FAIL trials are kept with their error but do not count, so once their cause is fixed the same
 command runs the missing trials (trials left RUNNING by a killed process are marked FAIL first). The command is
 checked before any trial starts (model, space, overrides, dataset, split, seed, storage URL): a bad one is one
-error line (exit 2) and adds no trial. Every model gets the same default budget (30 trials); the budget is
-recorded in the study. Every run exports the study (what `--report` reads). `--report` refreshes the exports
+error line (exit 2) and adds no trial. Every model gets the same default budget (12 trials); the budget is
+recorded in the study. Every trial trains to its own plateau: early stopping on validation ends it, the config's
+epoch and time limits are safety nets, and a trial that hits one is marked and cannot win
+(`genrec.experiments.tuning.selection`). Every run exports the study (what `--report` reads). `--report` refreshes the exports
 from the store's local studies (or `--storage`) and renders from the exports and the retraining records of each
 study's best config (suite `tuning`); it trains nothing unless `--retrain` (then it retrains each best config
 that has no current record, with progress); it refuses to replace a table with one that has fewer values unless
-`--force`. `--baseline` makes one trial of the budget the default config itself (the searched keys at their
-config/preset values; skipped when the study has it), so the study ranks the default under the same machine,
-precision and budget as its sampled trials.
+`--force`. Trial 0 is the default config itself (the searched keys at their config/preset values; skipped when
+the study has it; `--no-baseline` turns it off), so the study ranks the default under the same machine, precision
+and budget as its sampled trials and the tuned config is never worse than the default on validation.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from genrec.experiments.tuning import (  # noqa: E402
     tune,
 )
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
+from genrec.experiments.tuning.selection import complete, hit_limit, versus_default, winner  # noqa: E402
 from genrec.experiments.tuning.storage import check_given_storage  # noqa: E402
 
 
@@ -70,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "configs/search/<name>.yaml, e.g. --space colarec-quick")
     p.add_argument("--dataset", default="ml-100k", help="dataset name or <kind>:<path> (default ml-100k)")
     p.add_argument("--split", default="colarec", help="splitter (default colarec)")
-    p.add_argument("--trials", type=int, default=30, help="total trials of the study (default 30, every model)")
+    p.add_argument("--trials", type=int, default=12, help="total trials of the study (default 12, every model)")
     p.add_argument("--workers", type=int, default=1, help="processes running trials of the study in parallel")
     p.add_argument("--storage", help="SQLAlchemy URL or journal:<path> (default sqlite:///studies/<study>.db)")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner (default median)")
@@ -78,8 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "workers or other jobs share the cores)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds (per worker)")
     p.add_argument("--seed", type=int, default=0, help="split/training seed; also seeds the sampler")
-    p.add_argument("--baseline", action="store_true", help="run the default config (the searched keys at their "
-                   "config/preset values) as one of the trials, unless the study has it already")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True, help="run the default config "
+                   "(the searched keys at their config/preset values) as trial 0, unless the study has it already "
+                   "(default: on)")
     p.add_argument("--no-export", action="store_true", help="do not write the tuned config (runs/tuned/<model>-...yaml)")
     p.add_argument("--report", action="store_true", help="write the tuning report (runs/leaderboard/tuning.md) for "
                    "all studies of the store and exit; trains nothing unless --retrain")
@@ -133,7 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     if not c["COMPLETE"]:
         print("error: no trial completed; see the failed trials' user_attrs['error']", file=sys.stderr)
         return 1
-    print(f"best valid value {study.best_value:.4f} (trial {study.best_trial.number}): {study.best_params}")
+    best = winner(study)
+    capped = sum(hit_limit(t) for t in complete(study))
+    if capped:
+        print(f"{capped} complete trial(s) hit their epoch/time safety net before early stopping: they cannot win")
+    print(versus_default(study))
+    if best is None:
+        print("error: no complete trial reached its plateau (every one hit a safety net): nothing exported; raise "
+              "the limit (e.g. epochs=...) or the patience", file=sys.stderr)
+        return 1
+    print(f"best valid value {best.value:.4f} (trial {best.number}): {best.params}")
     if not args.no_export:
         print(f"wrote {show(export_best(study, job, command))}")
     url = display_url(job.storage_url)

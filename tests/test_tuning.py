@@ -36,6 +36,7 @@ from genrec.experiments.guard import TableError
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
 from genrec.experiments.tuning.report import trial_verdict, write_report
+from genrec.experiments.tuning.selection import complete, versus_default, winner
 from genrec.experiments.tuning.study import start_workers
 from tests.conftest import synthetic_dataset
 
@@ -59,6 +60,7 @@ class TinyModel:
         epochs: int = 3
         fail_flag: str = ""
         fail_while: str = ""
+        cut_above_lr: float = 0.0  # > 0: a fit with a larger lr says it ran into its epoch limit (`stop`)
 
     def __init__(self, config: Config):
         self.config = config
@@ -81,7 +83,8 @@ class TinyModel:
             noise = rng.random(len(counts)).astype(np.float32) * 10 / (epoch * self.config.dim * self.config.lr)
             self.scores = counts + noise
             ctx.report(epoch, ctx.validate(self)["ndcg@10"])
-        return {"epochs": self.config.epochs}
+        cut = 0 < self.config.cut_above_lr < self.config.lr
+        return {"epochs": self.config.epochs, "stop": "epochs" if cut else "patience"}
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores, (len(users), len(self.scores)))
@@ -533,3 +536,58 @@ def test_every_trial_records_its_cost_and_the_report_sums_core_hours(tiny, tmp_p
                                                   for t in trials) / 3600)
     del trials[0].user_attrs["seconds"]  # a trial from before the cost was recorded: no total
     assert core_hours(SimpleNamespace(get_trials=lambda deepcopy: trials)) is None
+
+
+def _trial(number: int, value: float, **attrs) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(params={"lr": 0.01 * (number + 1)},
+                                     distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)},
+                                     value=value, user_attrs=attrs)
+
+
+def test_a_trial_cut_by_its_safety_net_never_wins_and_the_default_is_compared():
+    """The best trial that stopped early wins, even when a trial that ran into its epoch or time limit scored
+    higher (it had not reached its plateau); trials recorded before `stop` existed still count; the report's line
+    puts the winner beside the default configuration (trial 0 with --baseline)."""
+    study = optuna.create_study(direction="maximize")
+    for t in (_trial(0, 0.20, stop="patience", baseline=True), _trial(1, 0.30, stop="epochs"),
+              _trial(2, 0.25, stop="patience"), _trial(3, 0.29, stop="time")):
+        study.add_trial(t)
+    assert winner(study).number == 2
+    assert versus_default(study) == ("default configuration: trial 0, valid 0.2000; tuned (trial 2) 0.2500, "
+                                     "+0.0500 (>= default)")
+    study.add_trial(_trial(4, 0.26))  # an old trial without `stop`: eligible as before
+    assert winner(study).number == 4
+    only_cut = optuna.create_study(direction="maximize")
+    only_cut.add_trial(_trial(0, 0.3, stop="epochs", baseline=True))
+    assert winner(only_cut) is None
+    assert "hit its safety net (cannot win); no trial reached its plateau" in versus_default(only_cut)
+
+
+def test_tuning_records_how_each_trial_stopped_and_exports_the_winner(tiny, tmp_path):
+    """End to end: the objective stores each fit's `stop`; the default config is trial 0 (baseline, the default
+    of tune.py); the exported tuned config is the winner's, never a cut trial's; the report marks the cut."""
+    job = tiny_job(f"sqlite:///{tmp_path / 's.db'}", overrides={"cut_above_lr": 0.01})
+    study = tune(job, trials=6, log=lambda msg: None, baseline=True)
+    trials = complete(study)
+    assert trials[0].number == 0 and trials[0].user_attrs["baseline"] and trials[0].params == {"lr": 0.01, "dim": 8}
+    assert all((t.user_attrs["stop"] == "epochs") == (t.params["lr"] > 0.01) for t in trials)
+    assert any(t.user_attrs["stop"] == "epochs" for t in trials)  # the sampler reached the cut region
+    export_best(study, job)
+    best = winner(study)
+    assert best.params["lr"] <= 0.01 and tuned_layer("tiny", "tiny", "colarec") == best.params
+    md = write_report(retrain=False).read_text()
+    assert "default configuration: trial 0, valid" in md and "epochs (cut)" in md and "cannot win" in md
+
+
+def test_tune_cli_exports_nothing_when_every_trial_was_cut(tiny, tmp_path, capsys):
+    """Every trial ran into its epoch limit: nothing reached a plateau, so no tuned config is written (exit 1)."""
+    from benchmarks.tune import main  # noqa: PLC0415
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text("lr: {distribution: float, low: 0.001, high: 0.1, log: true}\n")
+    rc = main(["--model", "tiny", "--dataset", "tiny", "--trials", "2", "--space", str(space), "--storage",
+                        f"sqlite:///{tmp_path / 'c.db'}", "cut_above_lr=0.0001"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no complete trial reached its plateau" in err
+    assert not list((tmp_path / "tuned").glob("*.yaml"))
+

@@ -58,7 +58,7 @@ def test_documented_commands_leave_the_clone_untouched(tmp_path):
     _run(clone, env, run, "--suite", "smoke", "--model", "pop", "eval.exclude_valid=true")
     _run(clone, env, run, "--suite", "smoke", "--model", "pop", "--dataset", f"atomic:{data}")
     _run(clone, env, "benchmarks/tune.py", "--model", "mf", "--dataset", f"atomic:{data}", "--trials", "2",
-         "epochs=1")
+         "epochs=200", "stopping_step=1")  # trials stop early (one ended by `epochs` could not win: no export)
     report = _run(clone, env, "benchmarks/tune.py", "--report").stdout
     assert "wrote runs/leaderboard/tuning.md" in report and "retraining" not in report
     _run(clone, env, "benchmarks/perf.py", "--smoke", "--only", "eval")

@@ -206,7 +206,7 @@ def run(model, ctx, dist=None) -> dict:
         ctx.log(f"{name}: resumed from {cfg.resume_from} after epoch {state['epoch']}")
     if dist is not None:
         dist.start(model)
-    start, train_s, eval_s = time.perf_counter(), 0.0, 0.0
+    start, train_s, eval_s, out_of_time = time.perf_counter(), 0.0, 0.0, False
     show = cfg.progress and sys.stderr.isatty()
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -245,7 +245,8 @@ def run(model, ctx, dist=None) -> dict:
     if dist is not None:
         dist.barrier()
     net.eval()
-    return {"epochs_run": state["epoch"], "bf16": use_bf16(cfg), "precision": precision(cfg),
+    stop = "patience" if state["bad"] > cfg.patience else "time" if out_of_time else "epochs"
+    return {"epochs_run": state["epoch"], "stop": stop, "bf16": use_bf16(cfg), "precision": precision(cfg),
             "kernels": cfg.kernels, "best_epoch": state["best_epoch"],
             f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,
             "valid_seconds": eval_s, "best_checkpoint": str(best_dir)}

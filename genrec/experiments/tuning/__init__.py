@@ -20,7 +20,7 @@ planner shares.
 * Budget: `tune(job, trials, workers)` starts exactly the missing trials once (COMPLETE + PRUNED count towards
   `trials`; FAIL trials do not, so the next run of the command retries them), split over `workers` processes (multiprocessing "forkserver", core modules preloaded once; each
   process opens its own storage connection); `MaxTrialsCallback` caps the total across processes. The
-  budget (trials, timeout) is stored in the study's user attrs; every model gets the same default (30 trials).
+  budget (trials, timeout) is stored in the study's user attrs; every model gets the same default (12 trials).
 * Resume: a trial left RUNNING by a process that died (its `user_attrs["worker"]` names this host and a pid that
   no longer exists; or it has no owner and started over `NO_OWNER_GRACE_S` ago) is marked FAIL before the missing
   trials are counted, so it never blocks the study. On SQLAlchemy storages Optuna's heartbeat also fails trials

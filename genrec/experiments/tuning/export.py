@@ -33,8 +33,13 @@ TUNING_SUITE = "tuning"  # results/<suite>/ of the retrained best configurations
 
 
 def export_best(study: Any, job: TuneJob, command: str = "") -> Path:
-    """Write the best trial's searched params to `configs/tuned/<model>-<dataset>-<split>.yaml`."""
-    best = study.best_trial  # ValueError when no trial completed
+    """Write the winning trial's searched params (`selection.winner`: the best that reached its plateau) to
+    `configs/tuned/<model>-<dataset>-<split>.yaml`."""
+    from genrec.experiments.tuning.selection import winner  # noqa: PLC0415
+
+    best = winner(study)
+    if best is None:
+        raise ValueError(f"study {study.study_name}: no complete trial reached its plateau; nothing to export")
     c = counts(study)
     metric = trial_config(job, {})[1].valid_metric
     header = [

@@ -72,8 +72,10 @@ def _fit_and_validate(trial: Any, job: TuneJob) -> float:
         model = model_class(job.model)(cfg)
         ctx = FitContext(split.dataset, split, job.seed, ev, Path(wd), report=report,
                          log=lambda msg: print(f"    [trial {trial.number}] {msg}", flush=True))
-        model.fit(ctx)
+        info = model.fit(ctx) or {}
         valid = ctx.validate(model)
+    if info.get("stop"):  # how the fit ended: early stopping, or a safety net (tuning.selection.hit_limit)
+        trial.set_user_attr("stop", info["stop"])
     if ev.valid_metric not in valid:
         raise ConfigError(f"eval.valid_metric {ev.valid_metric!r} is not among the validation metrics {sorted(valid)}")
     trial.set_user_attr("valid_metrics", valid)

@@ -1,7 +1,8 @@
 """`leaderboard/tuning.md` (+ `tuning.csv`, its summary table): one section per Optuna study made by
 `genrec.experiments.tuning`, rendered from the studies' exports (`studies/<study>.json`, committed).
 
-Per study: the best validation value and its parameters, the test metrics of the best configuration retrained
+Per study: the winning validation value and its parameters (`selection.winner`: the best trial that stopped
+early, not at a safety net), the default configuration's value beside it (trial 0 with `--baseline`), the test metrics of the best configuration retrained
 once (suite `tuning`, whose committed records are reused; the only place test metrics of a study appear;
 `retrain=False`, the default of `tune.py --report`, trains nothing and shows the records that exist) with its epochs run and whether it converged, trial counts (complete / pruned /
 failed), the top-5 trials (each with the epochs it reported and whether its validation curve converged by the
@@ -36,6 +37,7 @@ from genrec.experiments.tuning import (
     tuned_spec,
 )
 from genrec.experiments.tuning.export import export_study, load_export
+from genrec.experiments.tuning.selection import baseline_trial, complete, hit_limit, versus_default, winner
 
 IMPORTANCE_SEED = 0  # fANOVA fits a random forest: seeded, so the same trials always give the same importances
 
@@ -119,13 +121,14 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
     job = job_from_study(study, None)
     c, budget = counts(study), study.user_attrs.get("budget", {})
     metric = trial_config(job, {})[1].valid_metric
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    best = max(done, key=lambda t: t.value) if done else None
+    best, base = winner(study), baseline_trial(study)
+    cut = sum(hit_limit(t) for t in complete(study))
     budget_s = f"{budget.get('trials')} trials" + (f" / {budget['timeout_s']} s" if budget.get("timeout_s") else "")
     test = retrain_best(job, best.params, log, retrain) if best else {}
     row = {"study": study.study_name, "model": job.model, "dataset": job.dataset, "split": job.split,
            "budget": budget_s, "complete/pruned/failed": f"{c['COMPLETE']}/{c['PRUNED']}/{c['FAIL']}",
-           "core h": core_hours(study),
+           "cut": cut, "core h": core_hours(study),
+           "default valid": base.value if base is not None and base.state.name == "COMPLETE" else None,
            f"best valid {metric}": best.value if best else None,
            **{f"test {k}": v for k, v in test.items() if isinstance(v, float)},
            **({"retrain epochs": test["epochs"], "retrain converged": test["converged"]} if "converged" in test
@@ -134,7 +137,11 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
              f"- model `{job.model}`, dataset `{job.dataset}`, split `{job.split}`, seed {job.seed}, "
              f"overrides `{job.overrides}`", f"- storage `{storage}`; budget {budget_s}; "
              f"trials {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed, {c['RUNNING']} running",
-             f"- command: `{study.user_attrs.get('command', '')}`"]
+             f"- command: `{study.user_attrs.get('command', '')}`",
+             f"- {versus_default(study)}"]
+    if cut:
+        lines.append(f"- {cut} complete trial(s) hit their epoch/time safety net before early stopping: marked "
+                     "`cut` below, they cannot win")
     if best:
         lines.append(f"- best valid {metric}: {best.value:.4f} (trial {best.number}), params `{best.params}`")
         lines.append("- test metrics of the best configuration retrained: "
@@ -188,7 +195,8 @@ def top_trials(study: Any, metric: str, n: int = 5) -> list[str]:
     done = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
                   key=lambda t: -t.value)[:n]
     rows = [{"trial": t.number, f"valid {metric}": t.value, **dict(zip(("epochs", "converged"), trial_verdict(t),
-                                                                       strict=True)), **t.params} for t in done]
+                                                                       strict=True)),
+             "stop": t.user_attrs.get("stop", "-") + (" (cut)" if hit_limit(t) else ""), **t.params} for t in done]
     return [f"Top-{n} trials:", "", tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g")] if rows \
         else ["No completed trial."]
 

@@ -165,7 +165,7 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         if any(t.params == base for t in study.get_trials()):
             log(f"baseline {base}: already a trial of the study")
         else:
-            study.enqueue_trial(base, skip_if_exists=True)
+            study.enqueue_trial(base, user_attrs={"baseline": True}, skip_if_exists=True)
             log(f"baseline {base}: queued as the next trial")
     todo = shares(trials - done - c["RUNNING"], workers)
     failed = f", {c['FAIL']} failed (not counted: they are retried)" if c["FAIL"] else ""
