@@ -105,7 +105,8 @@ class PygLightGCN:
                 "valid_metric": ctx.eval.valid_metric, "curve": curve, "precision": "fp32",
                 "fit_seconds": time.perf_counter() - start}
         ctx.log(f"PygLightGCN: best valid {ctx.eval.valid_metric} {best:.4f} at epoch {best_epoch} of {epoch} "
-                f"({info['fit_seconds']:.1f} s)")
+                f"({info['fit_seconds']:.1f} s)" if validated else
+                f"PygLightGCN: trained {epoch} epochs without validation ({info['fit_seconds']:.1f} s)")
         return info
 
     def _train_epoch(self, users: torch.Tensor, items: torch.Tensor, negs: torch.Tensor,
