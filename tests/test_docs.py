@@ -4,7 +4,8 @@
   link leaves the repository (no `http(s)://` link target);
 * every command of a ```bash or ```console block names a program that exists (`benchmarks/<x>.py`, a `python -m`
   module, a Makefile target, or one of the few outside tools listed in `OUTSIDE_TOOLS`) and every `--flag` it uses
-  appears in that program's `--help` (each `--help` runs once, all of them in parallel);
+  appears in that program's `--help` (each `--help` runs once, all of them in parallel, and is kept in pytest's
+  cache until a Python file of the project changes);
 * every number quoted with a marker matches its source. A marker follows the number it backs:
   `0.2816 <!-- leaderboard/main.csv: model=lightgcn,variant=default,split=colarec: ndcg@20 -->` names a CSV, the
   `key=value` filter that selects exactly one row and the column; the CSV value rounded to as many decimals as the
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import shlex
 import subprocess
@@ -131,17 +133,33 @@ def all_commands() -> list[tuple[str, str]]:
     return [(str(p.relative_to(ROOT)), line) for p in PAGES for line in commands(p)]
 
 
+def sources_key() -> str:
+    """A hash of everything a `--help` text can depend on: the project's Python files and pytest's version."""
+    h = hashlib.sha256(f"{sys.version} {pytest.__version__}".encode())
+    for top in ("benchmarks", "genrec", "baselines", "zoo"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            h.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 @pytest.fixture(scope="module")
-def helps() -> dict[str, str]:
-    """Each program's `--help`, run once, all programs in parallel."""
+def helps(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each program's `--help`, run once, all programs in parallel; kept in pytest's cache until a source changes."""
     wanted = {}
     for _, line in all_commands():
         name, cmd, _ = program(shlex.split(line))
         if cmd:
             wanted[name] = cmd
+    key, store = sources_key(), getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    cached = store.get("test_docs/helps", {}) if store else {}
+    if cached.get("key") == key and set(wanted) <= set(cached.get("helps", {})):
+        return cached["helps"]
     procs = {n: subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for n, c in wanted.items()}
-    return {n: p.communicate(timeout=120)[0] for n, p in procs.items()}
+    out = {n: p.communicate(timeout=120)[0] for n, p in procs.items()}
+    if store:
+        store.set("test_docs/helps", {"key": key, "helps": out})
+    return out
 
 
 def test_every_command_names_a_program_and_flags_its_help_lists(helps):
