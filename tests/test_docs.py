@@ -75,6 +75,12 @@ def test_there_are_pages_and_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) < 250
 
 
+def test_the_readme_shows_the_test_command_ci_runs():
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "make test"
+    assert "make test" in [line.split("#")[0].strip() for line in commands(ROOT / "README.md")]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves(page: Path):
     bad = []
