@@ -5,7 +5,7 @@ for the trained models, so the check cannot pass by ignoring the seed.
 
 Scope: CPU, as in this suite's runs. RecBole's `reproducibility` flag only seeds and sets the cuDNN flags; it does
 not call `torch.use_deterministic_algorithms`, so GPU runs of the RecBole models (and of ColaRec, whose CUDA
-cross-entropy has no deterministic kernel) are not guaranteed to repeat bit for bit (README, "Determinism").
+cross-entropy has no deterministic kernel) are not guaranteed to repeat bit for bit (docs/reliability.md, "Determinism").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * identity: a record's file holds its config hash and split hash, so two configs (or two data versions) of one
   run never share a file; per-user arrays are stored as hit bits and recomputed bit-identically;
-* override runs are rows of their own and never replace the default records or rows (the README's example too);
+* override runs are rows of their own and never replace the default records or rows (the example of docs/suites.md too);
 * changed data makes a record stale: kept on disk, listed by --dry-run, not shown, rerun into a new file;
 * a fresh clone (records, no caches) re-renders the table identically; a render that would blank filled cells is
   refused unless --force; one corner of a suite renders the whole suite; `atomic:` runs get their rows;
@@ -169,7 +169,7 @@ def test_override_run_is_its_own_row_and_never_replaces_the_default(tmp_path, ca
     assert recs["default+eval.exclude_valid=true"]["overrides"] == {"eval.exclude_valid": True}
 
 
-def test_readme_override_example_plans_rows_of_its_own_for_every_model():
+def test_the_documented_override_example_plans_rows_of_its_own_for_every_model():
     """`--suite main --seeds 0 lightgcn.epochs=50 eval.exclude_valid=true` touches no default run of `main`."""
     suite = load_suite("main")
     default = {(s.model, s.variant, s.split, s.seed): s.config_hash for s in plan(suite)}
@@ -462,30 +462,30 @@ def test_write_leaderboard_refuses_to_blank_filled_cells_unless_forced(tmp_path)
     assert "mf,default" not in csv.read_text()
 
 
-README_PHONES_ROWS = {"pop": ("pop", "default"), "MF": ("mf", "default"), "LightGCN (RecBole)": ("lightgcn", "default"),
+RESULTS_PHONES_ROWS = {"pop": ("pop", "default"), "MF": ("mf", "default"), "LightGCN (RecBole)": ("lightgcn", "default"),
                       "LightGCN (PyG)": ("lightgcn-pyg", "default"), "SASRec": ("sasrec", "default"),
                       "ColaRec, LightGCN GIDs": ("colarec", "lightgcn-gids"),
                       "ColaRec, official GIDs": ("colarec", "official-gids"), "TIGER": ("tiger", "default")}
 
 
-def test_the_readme_phones_table_is_the_generated_one():
-    """The README's Phones summary repeats cells of leaderboard/phones.csv: every number, `converged` flag and seed
-    count there must be the generated table's (rounded to 4 places), so a re-run cannot leave the README behind."""
+def test_the_results_phones_table_is_the_generated_one():
+    """docs/results.md's Phones summary repeats cells of leaderboard/phones.csv: every number, `converged` flag and seed
+    count there must be the generated table's (rounded to 4 places), so a re-run cannot leave the page behind."""
     import csv  # noqa: PLC0415
 
     generated = {(r["model"], r["variant"]): r for r in csv.DictReader((ROOT / "leaderboard" / "phones.csv").open())}
     cols = ["ndcg@20", "train=3/ndcg@20", "train>=10/ndcg@20", "head/ndcg@20", "tail/ndcg@20"]
     seen = set()
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (ROOT / "docs" / "results.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 8 or cells[0] not in README_PHONES_ROWS:
+        if len(cells) != 8 or cells[0] not in RESULTS_PHONES_ROWS:
             continue
-        row = generated[README_PHONES_ROWS[cells[0]]]
+        row = generated[RESULTS_PHONES_ROWS[cells[0]]]
         assert cells[1] == row["n_seeds"] and cells[2].strip("*") == row["converged"], cells[0]
         shown = [re.sub(r"[()]", "", c).split(" ")[0] for c in cells[3:]]
         assert shown == [f"{float(row[c]):.4f}" for c in cols], cells[0]
         seen.add(cells[0])
-    assert seen == set(README_PHONES_ROWS)
+    assert seen == set(RESULTS_PHONES_ROWS)
 
 
 def test_the_csv_holds_the_suites_fit_info_columns_per_row():
