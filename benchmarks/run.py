@@ -21,6 +21,13 @@ driver ends with the complete set of records before it writes the leaderboard. A
 over; Ctrl-C stops with one line and exit code 130 (rerun the same command to resume).
 Every input is checked before any run starts (exit 2, one line, nothing written): suite, overrides and their
 types and ranges, seeds, threads, datasets and splits, and every existing record of the suite.
+
+`--executor dask` runs each planned run as a task on a Dask cluster: a local one (`--cluster local --workers N`),
+an existing scheduler (`--scheduler tcp://host:8786`) or Slurm/PBS jobs (`--cluster slurm --workers 2 --cores 8
+--memory 32GB --walltime 04:00:00 --queue gpu --gpus-per-job 1`); workers return each run's record, per-user
+arrays and model, and this driver writes them (`genrec.experiments.dask_runs`; docs/cluster.md). A run that fails
+twice is one error line at the end (exit 1) and the others finish. `--dry-run` with `--cluster slurm|pbs` also
+prints the job script dask-jobqueue would submit.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from genrec.common.paths import (  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
+from genrec.experiments.cluster import CLUSTERS, ClusterOptions  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 
 
@@ -77,6 +85,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "runs/logs/<suite>-driver<i>.log")
     p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (genrec.experiments.audit) and "
                    "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
+    d = p.add_argument_group("Dask executor (docs/cluster.md)")
+    d.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local (default): runs in this process (and --drivers); dask: one task per run on a cluster")
+    d.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (e.g. tcp://10.0.0.5:8786); "
+                   "its workers need --nthreads 1 --resources run=1")
+    d.add_argument("--cluster", choices=CLUSTERS, default="local", help="the cluster to start when no --scheduler: "
+                   "local (worker processes here, default), slurm or pbs (jobs through dask-jobqueue)")
+    d.add_argument("--workers", type=int, default=2, help="local: worker processes; slurm/pbs: jobs, one worker "
+                   "each (default 2)")
+    d.add_argument("--cores", type=int, default=1, help="slurm/pbs: cores per job (the runs' torch threads unless "
+                   "--threads)")
+    d.add_argument("--memory", default="8GB", help="slurm/pbs: memory per job (default 8GB)")
+    d.add_argument("--walltime", default="04:00:00", help="slurm/pbs: time limit per job (default 04:00:00)")
+    d.add_argument("--queue", help="slurm partition / PBS queue")
+    d.add_argument("--account", help="slurm account / PBS project")
+    d.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (runs with device: cuda need one)")
+    d.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
+                   help="an extra scheduler directive, verbatim (repeatable), e.g. --job-extra=--constraint=a100")
     p.add_argument("--publish", action="store_true", help="maintainers: write the committed reference (results/, "
                    "leaderboard/) instead of your workspace (runs/, or $GENREC_WORKSPACE); a run is then done when "
                    "the reference holds its record, and only the suite's own datasets may run")
@@ -106,6 +132,20 @@ def check_args(args: argparse.Namespace) -> None:
         check_unique(flag, getattr(args, flag[2:]))
     check_conflicts(args, [("--leaderboard-only", "--dry-run"), ("--leaderboard-only", "--no-leaderboard"),
                            ("--leaderboard-only", "--audit")])
+    if args.executor == "dask":
+        if args.drivers > 1:
+            raise ConfigError("--drivers with --executor dask: the cluster's workers run the suite; give --workers")
+        cluster_options(args)
+    else:
+        given = [f for f, v in (("--scheduler", args.scheduler), ("--cluster", args.cluster != "local")) if v]
+        if given:
+            raise ConfigError(f"{given[0]} needs --executor dask")
+
+
+def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    """The Dask cluster flags, checked (`genrec.experiments.cluster`)."""
+    return ClusterOptions(args.cluster, args.scheduler, args.workers, args.cores, args.memory, args.walltime,
+                          args.queue, args.gpus_per_job, args.account, list(args.job_extra)).check()
 
 
 def fmt_seconds(s: float) -> str:
@@ -164,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         for reason in bad.values():
             print(f"corrupt (never shown, never done): {reason}")
         print(f"(done: a record in {show(results_dir(suite.name))}, the {store()})")
+        if args.executor == "dask" and args.cluster != "local" and not args.scheduler:
+            print_job_script(args)
         return 2 if bad else 0
     todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
@@ -174,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     others = start_drivers(suite.name, given, args.drivers - 1) if todo and args.drivers > 1 else []
     code = None
     try:
-        code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *given]))
+        command = shlex.join(["python", "benchmarks/run.py", *given])
+        run = run_dask if args.executor == "dask" and todo else run_todo
+        code = run(todo, args, command)
     finally:
         for proc in others:  # done once ours are (run_todo waits for their runs); stopped when we were stopped
             if code is None and proc.poll() is None:
@@ -282,6 +326,40 @@ def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
               f"drivers: {held} (rerun later, or raise --wait-timeout)", file=sys.stderr)
         return 1
     return 0
+
+
+def print_job_script(args: argparse.Namespace) -> None:
+    """`--dry-run --cluster slurm|pbs`: the job script dask-jobqueue would submit, once per job."""
+    from genrec.experiments.cluster import job_script  # noqa: PLC0415
+
+    print(f"\ndask-jobqueue would submit {args.workers} {args.cluster} job(s) of this script (the scheduler address "
+          "is this dry run's; a real run starts its own):\n")
+    print(job_script(cluster_options(args)))
+
+
+def run_dask(todo: list, args: argparse.Namespace, command: str = "") -> int:
+    """Run `todo` on a Dask cluster (`genrec.experiments.dask_runs`); then wait, as `run_todo`, for the runs other
+    drivers hold. 1 when a run failed twice (one error line each, after the others finished)."""
+    from genrec.experiments import cluster  # noqa: PLC0415
+    from genrec.experiments.dask_runs import run_on_dask  # noqa: PLC0415
+
+    opts = cluster_options(args)
+    client, started = cluster.start(opts)
+    try:
+        where = opts.scheduler or f"{opts.cluster} cluster of {opts.workers} {'worker' if opts.cluster == 'local' else 'job'}(s)"
+        print(f"dask: {where}, scheduler {client.scheduler.address}; dashboard {client.dashboard_link}", flush=True)
+        if opts.scheduler:
+            cluster.check_workers(client)
+        held, failures = run_on_dask(todo, client, audit=args.audit, command=command,
+                                     threads=cluster.worker_threads(opts, args.threads),
+                                     newer_than=time.time() if args.force else 0.0,
+                                     log=lambda msg: print(msg, flush=True))
+    finally:
+        cluster.stop(client, started)
+    code = run_todo(held, args, command) if held else 0
+    for line in failures:
+        print(f"error: run failed twice: {line}", file=sys.stderr)
+    return 1 if failures else code
 
 
 def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:
