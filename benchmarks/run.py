@@ -57,7 +57,8 @@ from genrec.common.paths import (  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
-from genrec.experiments.cluster import CLUSTERS, ClusterOptions  # noqa: E402
+from genrec.experiments.cluster import ClusterOptions, describe, from_args  # noqa: E402
+from genrec.experiments.cluster import add_args as add_cluster_args  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 
 
@@ -85,24 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "runs/logs/<suite>-driver<i>.log")
     p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (genrec.experiments.audit) and "
                    "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
-    d = p.add_argument_group("Dask executor (docs/cluster.md)")
-    d.add_argument("--executor", choices=("local", "dask"), default="local",
-                   help="local (default): runs in this process (and --drivers); dask: one task per run on a cluster")
-    d.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (e.g. tcp://10.0.0.5:8786); "
-                   "its workers need --nthreads 1 --resources run=1")
-    d.add_argument("--cluster", choices=CLUSTERS, default="local", help="the cluster to start when no --scheduler: "
-                   "local (worker processes here, default), slurm or pbs (jobs through dask-jobqueue)")
-    d.add_argument("--workers", type=int, default=2, help="local: worker processes; slurm/pbs: jobs, one worker "
-                   "each (default 2)")
-    d.add_argument("--cores", type=int, default=1, help="slurm/pbs: cores per job (the runs' torch threads unless "
-                   "--threads)")
-    d.add_argument("--memory", default="8GB", help="slurm/pbs: memory per job (default 8GB)")
-    d.add_argument("--walltime", default="04:00:00", help="slurm/pbs: time limit per job (default 04:00:00)")
-    d.add_argument("--queue", help="slurm partition / PBS queue")
-    d.add_argument("--account", help="slurm account / PBS project")
-    d.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (runs with device: cuda need one)")
-    d.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
-                   help="an extra scheduler directive, verbatim (repeatable), e.g. --job-extra=--constraint=a100")
+    add_cluster_args(p)
     p.add_argument("--publish", action="store_true", help="maintainers: write the committed reference (results/, "
                    "leaderboard/) instead of your workspace (runs/, or $GENREC_WORKSPACE); a run is then done when "
                    "the reference holds its record, and only the suite's own datasets may run")
@@ -132,20 +116,14 @@ def check_args(args: argparse.Namespace) -> None:
         check_unique(flag, getattr(args, flag[2:]))
     check_conflicts(args, [("--leaderboard-only", "--dry-run"), ("--leaderboard-only", "--no-leaderboard"),
                            ("--leaderboard-only", "--audit")])
-    if args.executor == "dask":
-        if args.drivers > 1:
-            raise ConfigError("--drivers with --executor dask: the cluster's workers run the suite; give --workers")
-        cluster_options(args)
-    else:
-        given = [f for f, v in (("--scheduler", args.scheduler), ("--cluster", args.cluster != "local")) if v]
-        if given:
-            raise ConfigError(f"{given[0]} needs --executor dask")
+    if args.executor == "dask" and args.drivers > 1:
+        raise ConfigError("--drivers with --executor dask: the cluster's workers run the suite; give --workers")
+    cluster_options(args)
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions:
     """The Dask cluster flags, checked (`genrec.experiments.cluster`)."""
-    return ClusterOptions(args.cluster, args.scheduler, args.workers, args.cores, args.memory, args.walltime,
-                          args.queue, args.gpus_per_job, args.account, list(args.job_extra)).check()
+    return from_args(args)
 
 
 def fmt_seconds(s: float) -> str:
@@ -346,8 +324,7 @@ def run_dask(todo: list, args: argparse.Namespace, command: str = "") -> int:
     opts = cluster_options(args)
     client, started = cluster.start(opts)
     try:
-        where = opts.scheduler or f"{opts.cluster} cluster of {opts.workers} {'worker' if opts.cluster == 'local' else 'job'}(s)"
-        print(f"dask: {where}, scheduler {client.scheduler.address}; dashboard {client.dashboard_link}", flush=True)
+        print(f"dask: {describe(opts)} at {client.scheduler.address}; dashboard {client.dashboard_link}", flush=True)
         if opts.scheduler:
             cluster.check_workers(client)
         held, failures = run_on_dask(todo, client, audit=args.audit, command=command,

@@ -14,6 +14,7 @@ dask, distributed and dask-jobqueue are the `cluster` extra (`pip install -e '.[
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -59,6 +60,45 @@ class ClusterOptions:
     def resources(self) -> dict[str, int]:
         """What each worker process declares (see the module docstring)."""
         return {"run": 1, **({"GPU": self.gpus} if self.gpus else {})}
+
+
+def add_args(p: argparse.ArgumentParser, workers: bool = True) -> None:
+    """The Dask flags of `benchmarks/run.py` and `benchmarks/tune.py` (tune.py has its own `--workers`)."""
+    d = p.add_argument_group("Dask executor (docs/cluster.md)")
+    d.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local (default): this machine's processes; dask: tasks on a Dask cluster")
+    d.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (e.g. tcp://10.0.0.5:8786); "
+                   "its workers need --nthreads 1 --resources run=1")
+    d.add_argument("--cluster", choices=CLUSTERS, default="local", help="the cluster to start when no --scheduler: "
+                   "local (worker processes here, default), slurm or pbs (jobs through dask-jobqueue)")
+    if workers:
+        d.add_argument("--workers", type=int, default=2, help="local: worker processes; slurm/pbs: jobs, one worker "
+                       "each (default 2)")
+    d.add_argument("--cores", type=int, default=1, help="slurm/pbs: cores per job (the runs' torch threads unless "
+                   "--threads)")
+    d.add_argument("--memory", default="8GB", help="slurm/pbs: memory per job (default 8GB)")
+    d.add_argument("--walltime", default="04:00:00", help="slurm/pbs: time limit per job (default 04:00:00)")
+    d.add_argument("--queue", help="slurm partition / PBS queue")
+    d.add_argument("--account", help="slurm account / PBS project")
+    d.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (runs with device: cuda need one)")
+    d.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
+                   help="an extra scheduler directive, verbatim (repeatable), e.g. --job-extra=--constraint=a100")
+
+
+def from_args(args: argparse.Namespace) -> ClusterOptions:
+    """The options `add_args` parsed, checked; a ConfigError for Dask flags without `--executor dask`."""
+    if args.executor != "dask":
+        given = [f for f, v in (("--scheduler", args.scheduler), ("--cluster", args.cluster != "local")) if v]
+        if given:
+            raise ConfigError(f"{given[0]} needs --executor dask")
+    return ClusterOptions(args.cluster, args.scheduler, args.workers, args.cores, args.memory, args.walltime,
+                          args.queue, args.gpus_per_job, args.account, list(args.job_extra)).check()
+
+
+def describe(opts: ClusterOptions) -> str:
+    if opts.scheduler:
+        return f"scheduler {opts.scheduler}"
+    return f"{opts.cluster} cluster of {opts.workers} {'worker' if opts.cluster == 'local' else 'job'}(s)"
 
 
 def need_dask() -> None:
