@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 from genrec.common import registry
@@ -60,7 +61,7 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         torch.set_num_threads(int(os.environ["GENREC_THREADS"]))
     for kind, entries in job.registry.items():  # the launcher's registry (spawned processes start fresh)
         getattr(registry, kind.upper()).update(entries)
-    study = open_study(job, storage, sampler_seed=sampler_seed)
+    study = open_study(job, storage, sampler_seed=sampler_seed, create=storage is None)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set a signal handler
     previous = signal.signal(signal.SIGINT, _quiet_interrupt) if main_thread else None
@@ -203,13 +204,16 @@ def run_dask_workers(client: Any, job: TuneJob, todo: list[int], trials: int, ti
     storage (PostgreSQL, ...) is opened by every worker itself, as local workers do. A task whose worker is lost
     runs again elsewhere (`retries=1`); the trial it was running stays RUNNING and is marked FAIL on the next
     resume (`fail_stale_trials`), and `MaxTrialsCallback` still caps the study at `trials`."""
+    import optuna  # noqa: PLC0415
     from distributed import wait  # noqa: PLC0415
 
     storage = None
     if job.storage is None:
         from optuna_integration import DaskStorage  # noqa: PLC0415
 
-        storage = DaskStorage(job.storage_url, client=client)
+        with warnings.catch_warnings():  # "experimental" since optuna 3.1, and tested here (tests/test_dask.py)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = DaskStorage(job.storage_url, client=client)
     env = {k: os.environ[k] for k in ("GENREC_THREADS",) if k in os.environ}
     futures = [client.submit(run_worker, job, n, trials, timeout, s, env, storage, pure=False, retries=1,
                              resources={"run": 1}) for n, s in zip(todo, seeds, strict=True)]
