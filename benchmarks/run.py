@@ -57,8 +57,8 @@ from genrec.common.paths import (  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
-from genrec.experiments.cluster import ClusterOptions, describe, from_args  # noqa: E402
 from genrec.experiments.cluster import add_args as add_cluster_args  # noqa: E402
+from genrec.experiments.cluster import describe, from_args  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 
 
@@ -118,12 +118,7 @@ def check_args(args: argparse.Namespace) -> None:
                            ("--leaderboard-only", "--audit")])
     if args.executor == "dask" and args.drivers > 1:
         raise ConfigError("--drivers with --executor dask: the cluster's workers run the suite; give --workers")
-    cluster_options(args)
-
-
-def cluster_options(args: argparse.Namespace) -> ClusterOptions:
-    """The Dask cluster flags, checked (`genrec.experiments.cluster`)."""
-    return from_args(args)
+    from_args(args)  # the Dask flags (genrec.experiments.cluster)
 
 
 def fmt_seconds(s: float) -> str:
@@ -312,7 +307,7 @@ def print_job_script(args: argparse.Namespace) -> None:
 
     print(f"\ndask-jobqueue would submit {args.workers} {args.cluster} job(s) of this script (the scheduler address "
           "is this dry run's; a real run starts its own):\n")
-    print(job_script(cluster_options(args)))
+    print(job_script(from_args(args)))
 
 
 def run_dask(todo: list, args: argparse.Namespace, command: str = "") -> int:
@@ -321,7 +316,7 @@ def run_dask(todo: list, args: argparse.Namespace, command: str = "") -> int:
     from genrec.experiments import cluster  # noqa: PLC0415
     from genrec.experiments.dask_runs import run_on_dask  # noqa: PLC0415
 
-    opts = cluster_options(args)
+    opts = from_args(args)
     client, started = cluster.start(opts)
     try:
         print(f"dask: {describe(opts)} at {client.scheduler.address}; dashboard {client.dashboard_link}", flush=True)

@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks import run as run_cli
 from benchmarks import tune as tune_cli
+from genrec.common.errors import ConfigError
 from genrec.common.paths import ROOT
 from genrec.experiments import cluster
 from genrec.experiments.records import load_arrays, read_record
@@ -196,3 +197,15 @@ def test_dry_run_prints_the_slurm_job_script_of_a_two_node_plan(capsys):
     assert f"cd {ROOT}" in script and f"export PYTHONPATH={ROOT}" in script
     worker = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
     assert " --nthreads 1 " in worker and worker.endswith("--resources run=1,GPU=1")  # one run per worker process
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--scheduler", "tcp://h:8786"], r"--scheduler needs --executor dask"),
+    (["--cluster", "slurm"], r"--cluster needs --executor dask"),
+    (["--executor", "dask", "--drivers", "2"], r"--drivers with --executor dask"),
+    (["--executor", "dask", "--workers", "0"], r"--workers 0: expected an integer >= 1"),
+    (["--executor", "dask", "--cluster", "slurm", "--gpus-per-job", "-1"], r"--gpus-per-job -1"),
+])
+def test_dask_flags_are_checked_before_anything_runs(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        run_cli.main(["--suite", "smoke", *flags])

@@ -97,7 +97,7 @@ def from_args(args: argparse.Namespace) -> ClusterOptions:
 
 def describe(opts: ClusterOptions) -> str:
     if opts.scheduler:
-        return f"scheduler {opts.scheduler}"
+        return "the existing scheduler"
     return f"{opts.cluster} cluster of {opts.workers} {'worker' if opts.cluster == 'local' else 'job'}(s)"
 
 
