@@ -209,3 +209,15 @@ def test_dry_run_prints_the_slurm_job_script_of_a_two_node_plan(capsys):
 def test_dask_flags_are_checked_before_anything_runs(flags, message):
     with pytest.raises(ConfigError, match=message):
         run_cli.main(["--suite", "smoke", *flags])
+
+
+def test_a_cuda_run_asks_for_a_gpu_and_every_run_for_a_whole_worker():
+    from genrec.experiments.dask_runs import task_resources
+    from genrec.experiments.suite import load_suite, plan
+
+    suite = load_suite("main")
+    cpu = plan(suite, models=["colarec"], splits=["colarec"], seeds=[0])[0]
+    cuda = plan(suite, models=["colarec"], splits=["colarec"], seeds=[0], overrides={"device": "cuda"})[0]
+    pop = plan(suite, models=["pop"], splits=["colarec"], seeds=[0], variants=["default"])[0]
+    assert task_resources(cpu) == task_resources(pop) == {"run": 1}
+    assert task_resources(cuda) == {"run": 1, "GPU": 1}
