@@ -211,9 +211,9 @@ def run_dask_workers(client: Any, job: TuneJob, todo: list[int], trials: int, ti
     if job.storage is None:
         from optuna_integration import DaskStorage  # noqa: PLC0415
 
-        with warnings.catch_warnings():  # "experimental" since optuna 3.1, and tested here (tests/test_dask.py)
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = DaskStorage(job.storage_url, client=client)
+        # "experimental" since optuna 3.1 (tests/test_dask.py runs it); said again at every unpickling
+        warnings.filterwarnings("ignore", "DaskStorage is experimental", optuna.exceptions.ExperimentalWarning)
+        storage = DaskStorage(job.storage_url, client=client)
     env = {k: os.environ[k] for k in ("GENREC_THREADS",) if k in os.environ}
     futures = [client.submit(run_worker, job, n, trials, timeout, s, env, storage, pure=False, retries=1,
                              resources={"run": 1}) for n, s in zip(todo, seeds, strict=True)]
