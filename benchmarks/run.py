@@ -21,6 +21,13 @@ driver ends with the complete set of records before it writes the leaderboard. A
 over; Ctrl-C stops with one line and exit code 130 (rerun the same command to resume).
 Every input is checked before any run starts (exit 2, one line, nothing written): suite, overrides and their
 types and ranges, seeds, threads, datasets and splits, and every existing record of the suite.
+
+`--executor dask` runs each planned run as a task on a Dask cluster: a local one (`--cluster local --workers N`),
+an existing scheduler (`--scheduler tcp://host:8786`) or Slurm/PBS jobs (`--cluster slurm --workers 2 --cores 8
+--memory 32GB --walltime 04:00:00 --queue gpu --gpus-per-job 1`); workers return each run's record, per-user
+arrays and model, and this driver writes them (`genrec.experiments.dask_runs`; docs/cluster.md). A run that fails
+twice is one error line at the end (exit 1) and the others finish. `--dry-run` with `--cluster slurm|pbs` also
+prints the job script dask-jobqueue would submit.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ from genrec.common.paths import (  # noqa: E402
 from genrec.common.registry import list_datasets, list_models, load_dataset  # noqa: E402
 from genrec.data.splits import SPLITTERS  # noqa: E402
 from genrec.experiments.claims import sweep  # noqa: E402
+from genrec.experiments.cluster import add_args as add_cluster_args  # noqa: E402
+from genrec.experiments.cluster import describe, from_args  # noqa: E402
 from genrec.experiments.suite import list_suites, load_suite, plan  # noqa: E402
 
 
@@ -77,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "runs/logs/<suite>-driver<i>.log")
     p.add_argument("--audit", action="store_true", help="fit every run under the leakage audit (genrec.experiments.audit) and "
                    "refuse to write a record it flags (slower: evaluation runs once more for the masking check)")
+    add_cluster_args(p)
     p.add_argument("--publish", action="store_true", help="maintainers: write the committed reference (results/, "
                    "leaderboard/) instead of your workspace (runs/, or $GENREC_WORKSPACE); a run is then done when "
                    "the reference holds its record, and only the suite's own datasets may run")
@@ -106,6 +116,9 @@ def check_args(args: argparse.Namespace) -> None:
         check_unique(flag, getattr(args, flag[2:]))
     check_conflicts(args, [("--leaderboard-only", "--dry-run"), ("--leaderboard-only", "--no-leaderboard"),
                            ("--leaderboard-only", "--audit")])
+    if args.executor == "dask" and args.drivers > 1:
+        raise ConfigError("--drivers with --executor dask: the cluster's workers run the suite; give --workers")
+    from_args(args)  # the Dask flags (genrec.experiments.cluster)
 
 
 def fmt_seconds(s: float) -> str:
@@ -164,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         for reason in bad.values():
             print(f"corrupt (never shown, never done): {reason}")
         print(f"(done: a record in {show(results_dir(suite.name))}, the {store()})")
+        if args.executor == "dask" and args.cluster != "local" and not args.scheduler:
+            print_job_script(args)
         return 2 if bad else 0
     todo = [s for s, st in zip(specs, states, strict=True) if st.state != "done"]
     print(f"suite {suite.name} v{suite.version} ({args.profile}): {len(specs)} runs, {len(specs) - len(todo)} done, "
@@ -174,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     others = start_drivers(suite.name, given, args.drivers - 1) if todo and args.drivers > 1 else []
     code = None
     try:
-        code = run_todo(todo, args, shlex.join(["python", "benchmarks/run.py", *given]))
+        command = shlex.join(["python", "benchmarks/run.py", *given])
+        run = run_dask if args.executor == "dask" and todo else run_todo
+        code = run(todo, args, command)
     finally:
         for proc in others:  # done once ours are (run_todo waits for their runs); stopped when we were stopped
             if code is None and proc.poll() is None:
@@ -282,6 +299,39 @@ def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
               f"drivers: {held} (rerun later, or raise --wait-timeout)", file=sys.stderr)
         return 1
     return 0
+
+
+def print_job_script(args: argparse.Namespace) -> None:
+    """`--dry-run --cluster slurm|pbs`: the job script dask-jobqueue would submit, once per job."""
+    from genrec.experiments.cluster import job_script  # noqa: PLC0415
+
+    print(f"\ndask-jobqueue would submit {args.workers} {args.cluster} job(s) of this script (the scheduler address "
+          "is this dry run's; a real run starts its own):\n")
+    print(job_script(from_args(args)))
+
+
+def run_dask(todo: list, args: argparse.Namespace, command: str = "") -> int:
+    """Run `todo` on a Dask cluster (`genrec.experiments.dask_runs`); then wait, as `run_todo`, for the runs other
+    drivers hold. 1 when a run failed twice (one error line each, after the others finished)."""
+    from genrec.experiments import cluster  # noqa: PLC0415
+    from genrec.experiments.dask_runs import run_on_dask  # noqa: PLC0415
+
+    opts = from_args(args)
+    client, started = cluster.start(opts)
+    try:
+        print(f"dask: {describe(opts)} at {client.scheduler.address}; dashboard {client.dashboard_link}", flush=True)
+        if opts.scheduler:
+            cluster.check_workers(client)
+        held, failures = run_on_dask(todo, client, audit=args.audit, command=command,
+                                     threads=cluster.worker_threads(opts, args.threads),
+                                     newer_than=time.time() if args.force else 0.0,
+                                     log=lambda msg: print(msg, flush=True))
+    finally:
+        cluster.stop(client, started)
+    code = run_todo(held, args, command) if held else 0
+    for line in failures:
+        print(f"error: run failed twice: {line}", file=sys.stderr)
+    return 1 if failures else code
 
 
 def write_suite_leaderboard(suite, args: argparse.Namespace) -> None:

@@ -10,6 +10,8 @@
     python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
     python benchmarks/tune.py --report                                  # runs/leaderboard/tuning.md (no training)
     python benchmarks/tune.py --report --retrain                        # ... with the best configs' test metrics
+    python benchmarks/tune.py --model mf --executor dask --workers 4   # 4 trial tasks on a local Dask cluster
+    python benchmarks/tune.py --model mf --executor dask --scheduler tcp://host:8786 --workers 8  # docs/cluster.md
     optuna-dashboard sqlite:///runs/studies/<study>.db                  # browse a study (pip install optuna-dashboard)
 
 Where things go: your workspace `runs/` (git-ignored; `$GENREC_WORKSPACE` moves it) by default: the storage
@@ -50,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from genrec.common.config import parse_overrides  # noqa: E402
 from genrec.common.errors import ConfigError, run_cli  # noqa: E402
 from genrec.common.paths import reference_dir, set_publish, show  # noqa: E402
+from genrec.experiments import cluster  # noqa: E402
+from genrec.experiments.cluster import add_args as add_cluster_args  # noqa: E402
 from genrec.experiments.tuned import SEARCH_DIR  # noqa: E402
 from genrec.experiments.tuning import (  # noqa: E402
     PRUNERS,
@@ -64,6 +68,7 @@ from genrec.experiments.tuning import (  # noqa: E402
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
 from genrec.experiments.tuning.selection import complete, hit_limit, versus_default, winner  # noqa: E402
 from genrec.experiments.tuning.storage import check_given_storage  # noqa: E402
+from genrec.experiments.tuning.study import check_job  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "configs/tuned/, leaderboard/tuning.md) instead of your workspace (runs/)")
     p.add_argument("--force", action="store_true", help="with --report: write the report even if it has fewer "
                    "values than the existing leaderboard/tuning.md")
+    add_cluster_args(p, workers=False)  # --workers: the tasks running trials, and a local cluster's processes
     p.add_argument("overrides", nargs="*", help="fixed key=value config overrides (k=v, eval.k=v)")
     return p.parse_args(argv)
 
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = TuneJob(args.model, args.dataset, args.split, load_space(args.model, space_file(args.space)), seed=args.seed,
                   overrides=parse_overrides(args.overrides), pruner=args.pruner, storage=args.storage)
-    study = tune(job, args.trials, args.workers, args.timeout, command, baseline=args.baseline)
+    study = run_study(job, args, command)
     c = counts(study)
     print(f"study {study.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed")
     missing = args.trials - c["COMPLETE"] - c["PRUNED"]
@@ -152,6 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     url = display_url(job.storage_url)
     print(f"browse: optuna-dashboard {url}" if url.startswith("sqlite") else f"storage: {url}")
     return 0
+
+
+def run_study(job: TuneJob, args: argparse.Namespace, command: str):
+    """`tune` here (`--workers` processes), or with `--executor dask` as `--workers` tasks on a Dask cluster."""
+    opts = cluster.from_args(args)
+    if args.executor != "dask":
+        return tune(job, args.trials, args.workers, args.timeout, command, baseline=args.baseline)
+    check_job(job, args.trials, args.workers, args.timeout)  # a bad command starts no cluster (and no Slurm job)
+    client, started = cluster.start(opts)
+    try:
+        print(f"dask: {cluster.describe(opts)} at {client.scheduler.address}; dashboard {client.dashboard_link}",
+              flush=True)
+        if opts.scheduler:
+            cluster.check_workers(client)
+        return tune(job, args.trials, args.workers, args.timeout, command, baseline=args.baseline, client=client)
+    finally:
+        cluster.stop(client, started)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ that fails: the record is written last, atomically. `run_claimed` runs a job und
 Test hook: `GENREC_TEST_DIE_AT=<point>[:<n>[:<signal>]]` sends `signal` (default KILL; e.g. INT) to this process
 the n-th time (default 1) it reaches `point`: `after-fit` (model fitted, nothing evaluated), `before-record`
 (evaluated, model kept, record not written) or `after-record` (record written, claim not yet released). Only the crash-safety
-and interrupt tests set it.
+and interrupt tests set it. `GENREC_TEST_DIE_ONCE=<point>:<marker file>` kills this process (SIGKILL) at `point`
+unless the marker exists, creating it first: exactly one death across processes (the Dask executor's retry test:
+its worker is restarted, and the retried run finds the marker).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ _HOOK_COUNTS: Counter[str] = Counter()
 
 def _test_hook(point: str) -> None:
     """Signal this process at `point` when `GENREC_TEST_DIE_AT` asks for it (see the module docstring)."""
+    _die_once_hook(point)
     name, nth, sig = ([*os.environ.get("GENREC_TEST_DIE_AT", "").split(":"), "", ""])[:3]
     if name != point:
         return
@@ -115,8 +118,31 @@ def _test_hook(point: str) -> None:
         os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
 
 
+def _die_once_hook(point: str) -> None:
+    """SIGKILL this process at `point` when `GENREC_TEST_DIE_ONCE=<point>:<marker>` asks and the marker is absent."""
+    name, _, marker = os.environ.get("GENREC_TEST_DIE_ONCE", "").partition(":")
+    if name == point and marker:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") -> dict:
-    """Fit and evaluate one spec; write and return its record.
+    """Fit and evaluate one spec; write and return its record (its trained model kept under `models/`)."""
+    model_dir = results_dir(spec.suite, "models", run_key(spec_run_id(spec), spec.config_hash))
+    record, arrays = fit_and_evaluate(spec, model_dir, log, audit, command)
+    _test_hook("before-record")
+    write_record(record, arrays)
+    _test_hook("after-record")
+    return record
+
+
+def fit_and_evaluate(spec: RunSpec, model_dir: Path, log=print, audit: bool = False,
+                     command: str = "") -> tuple[dict, dict]:
+    """Fit and evaluate one spec, keep the trained model in `model_dir`; return the record and its `.npz` arrays,
+    writing no record (`run_one` writes it here; the Dask executor on the driver, `genrec.experiments.dask_runs`).
 
     `audit`: fit under `genrec.experiments.audit` (guarded split, nested fits recorded) and run its leakage checks before
     anything is written; a problem raises `LeakageError` listing them and leaves no record. The record then
@@ -155,14 +181,10 @@ def run_one(spec: RunSpec, log=print, audit: bool = False, command: str = "") ->
     from genrec.serving.bundle import save_model  # noqa: PLC0415 - torch and the model families, at run time only
 
     if isinstance(model, Saveable):  # every registered family is (tests/test_serving.py); a plug-in may not be
-        save_model(model, ctx, results_dir(spec.suite, "models", run_key(rid, spec.config_hash)), rid, spec.model,
-                   spec.dataset)
+        save_model(model, ctx, model_dir, rid, spec.model, spec.dataset)
     else:
         log(f"{rid}: model not kept ({type(model).__name__} has no save(directory))")
-    _test_hook("before-record")
-    write_record(record, compact_arrays(test, valid))
-    _test_hook("after-record")
-    return record
+    return record, compact_arrays(test, valid)
 
 
 def make_record(spec: RunSpec, rid: str, split: Split, test: EvalResult, valid: EvalResult, fit_info: dict,

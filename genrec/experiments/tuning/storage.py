@@ -112,11 +112,14 @@ def make_pruner(name: str) -> Any:
     raise unknown_name("pruner", name, list(PRUNERS))
 
 
-def open_study(job: TuneJob, storage: Any = None, sampler_seed: int | None = None) -> Any:
-    """Create or load the job's study (maximising the validation metric)."""
+def open_study(job: TuneJob, storage: Any = None, sampler_seed: int | None = None, create: bool = True) -> Any:
+    """Create or load the job's study (maximising the validation metric); `create=False`: load it only (a Dask
+    worker: the driver created it, and a create attempt would log a DuplicatedStudyError on the scheduler)."""
     import optuna  # noqa: PLC0415
 
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    if not create:
+        return optuna.load_study(study_name=job.name, storage=storage, sampler=sampler, pruner=make_pruner(job.pruner))
     return optuna.create_study(study_name=job.name, storage=storage or make_storage(job.storage_url),
                                direction="maximize", sampler=sampler, pruner=make_pruner(job.pruner),
                                load_if_exists=True)

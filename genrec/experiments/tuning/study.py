@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 from genrec.common import registry
@@ -47,8 +48,9 @@ def shares(n: int, workers: int) -> list[int]:
 
 
 def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, sampler_seed: int,
-               env: dict | None = None) -> None:
-    """One process's share: optimise `n_trials` trials, stopping early once the study holds `total`."""
+               env: dict | None = None, storage: Any = None) -> None:
+    """One process's (or Dask task's) share: optimise `n_trials` trials, stopping early once the study holds
+    `total`. `storage`: the study's storage (a `DaskStorage` on a cluster); default: open `job.storage_url`."""
     import optuna  # noqa: PLC0415
     from optuna.trial import TrialState  # noqa: PLC0415
 
@@ -59,7 +61,7 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         torch.set_num_threads(int(os.environ["GENREC_THREADS"]))
     for kind, entries in job.registry.items():  # the launcher's registry (spawned processes start fresh)
         getattr(registry, kind.upper()).update(entries)
-    study = open_study(job, sampler_seed=sampler_seed)
+    study = open_study(job, storage, sampler_seed=sampler_seed, create=storage is None)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set a signal handler
     previous = signal.signal(signal.SIGINT, _quiet_interrupt) if main_thread else None
@@ -137,9 +139,10 @@ def default_params(job: TuneJob) -> dict:
 
 
 def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = None, command: str = "",
-         log=print, baseline: bool = False) -> Any:
+         log=print, baseline: bool = False, client: Any = None) -> Any:
     """Bring the study to `trials` COMPLETE or PRUNED trials (resuming it), with `workers` processes; export it
-    (`export.export_study`, the file `--report` reads) and return it.
+    (`export.export_study`, the file `--report` reads) and return it. With a Dask `client` the workers are
+    `workers` tasks on its cluster instead (`run_dask_workers`), under the same budget.
 
     `baseline`: the next trial runs the default config (`default_params`) unless a trial with those params is
     already in the study, so the study ranks the default under the same machine, precision and budget as its
@@ -172,8 +175,10 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
     log(f"study {job.name} at {display_url(job.storage_url)}: {done} trials finished{failed}, {c['RUNNING']} "
         f"running, {sum(todo)} to run on {len(todo)} worker(s)")
     seeds = [int(config_hash({"seed": job.seed, "done": done, "worker": i}), 16) % 2**31 for i in range(len(todo))]
-    bad: list[int | None] = []
-    if len(todo) == 1:
+    bad: list[int | str | None] = []
+    if client is not None and todo:
+        bad = run_dask_workers(client, job, todo, trials, timeout, seeds)
+    elif len(todo) == 1:
         run_worker(job, todo[0], trials, timeout, seeds[0])
     elif todo:
         mp = multiprocessing.get_context("forkserver")  # fresh single-threaded parent: no fork-after-threads
@@ -187,5 +192,30 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
         bad = [p.exitcode for p in procs if p.exitcode != 0]
     log(f"exported {export_study(study, job.storage_url)}")  # also when a worker died: not at the others' cost
     if bad:
-        raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad}); rerun to resume")
+        raise BenchError(f"{len(bad)} tuning worker(s) exited abnormally ({'; '.join(map(str, bad))}); rerun to resume")
     return study
+
+
+def run_dask_workers(client: Any, job: TuneJob, todo: list[int], trials: int, timeout: float | None,
+                     seeds: list[int]) -> list[str]:
+    """`run_worker` shares as Dask tasks (resource `run: 1`, see `genrec.experiments.cluster`); returns the error of
+    each task that failed twice. Without `--storage` the study stays in its default file, opened by the
+    scheduler and reached by the workers through `optuna_integration.DaskStorage` (no database server); a given
+    storage (PostgreSQL, ...) is opened by every worker itself, as local workers do. A task whose worker is lost
+    runs again elsewhere (`retries=1`); the trial it was running stays RUNNING and is marked FAIL on the next
+    resume (`fail_stale_trials`), and `MaxTrialsCallback` still caps the study at `trials`."""
+    import optuna  # noqa: PLC0415
+    from distributed import wait  # noqa: PLC0415
+
+    storage = None
+    if job.storage is None:
+        from optuna_integration import DaskStorage  # noqa: PLC0415
+
+        # "experimental" since optuna 3.1 (tests/test_dask.py runs it); said again at every unpickling
+        warnings.filterwarnings("ignore", "DaskStorage is experimental", optuna.exceptions.ExperimentalWarning)
+        storage = DaskStorage(job.storage_url, client=client)
+    env = {k: os.environ[k] for k in ("GENREC_THREADS",) if k in os.environ}
+    futures = [client.submit(run_worker, job, n, trials, timeout, s, env, storage, pure=False, retries=1,
+                             resources={"run": 1}) for n, s in zip(todo, seeds, strict=True)]
+    wait(futures)
+    return [f"{type(e).__name__}: {e}" for e in (f.exception() for f in futures if f.status != "finished")]
