@@ -33,7 +33,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Pages that another branch writes; a link to one is checked once the page exists.
 WRITTEN_ELSEWHERE = {ROOT / "docs" / "cluster.md"}
 # Programs that are not the project's: they must be named here on purpose; their flags are theirs.
-OUTSIDE_TOOLS = {"pip", "git", "optuna-dashboard", "torchrun", "ruff", ".venv/bin/ruff", "cd", "head", "ls"}
+OUTSIDE_TOOLS = {"pip", "git", "optuna-dashboard", "dask", "torchrun", "ruff", ".venv/bin/ruff", "cd", "head", "ls"}
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 MARKER = re.compile(r"([-+]?\d[\d,]*(?:\.\d+)?(?:m\d+s)?)\s*(?:%|x| s)?\s*<!--\s*([^:>]+?)\s*:\s*(.*?)\s*-->")
