@@ -591,3 +591,22 @@ def test_tune_cli_exports_nothing_when_every_trial_was_cut(tiny, tmp_path, capsy
     assert rc == 1 and "no complete trial reached its plateau" in err
     assert not list((tmp_path / "tuned").glob("*.yaml"))
 
+
+
+def test_earlier_studies_are_reported_apart_and_do_not_break_budget_parity(tiny, tmp_path):
+    """Two studies with different budgets on one (dataset, split) break parity; once one export is moved to
+    `studies/earlier/` it is rendered in its own table (its section kept) and the parity line is gone."""
+    first = tiny_job(f"sqlite:///{tmp_path / 'a.db'}")
+    second = tiny_job(f"sqlite:///{tmp_path / 'b.db'}", overrides={"epochs": 2})
+    tune(first, trials=2, log=lambda msg: None)
+    tune(second, trials=3, log=lambda msg: None)
+    md = write_report(retrain=False).read_text()
+    assert "Budget parity broken" in md and "Earlier studies" not in md
+    studies = tmp_path / "studies"
+    (studies / "earlier").mkdir()
+    (studies / f"{second.name}.json").rename(studies / "earlier" / f"{second.name}.json")
+    md = write_report(retrain=False).read_text()
+    assert "Budget parity broken" not in md and f"## {second.name}" in md
+    current, earlier = md.split("Earlier studies")[0], md.split("Earlier studies")[1].split("## ")[0]
+    assert f"| {first.name}" in current and second.name not in current.split("## ")[0]
+    assert f"| {second.name}" in earlier
