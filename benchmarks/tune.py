@@ -10,7 +10,7 @@
     python benchmarks/tune.py --model colarec --space colarec-quick --no-export ...  # configs/search/colarec-quick.yaml
     python benchmarks/tune.py --report                                  # runs/leaderboard/tuning.md (no training)
     python benchmarks/tune.py --report --retrain                        # ... with the best configs' test metrics
-    optuna-dashboard sqlite:///runs/studies/<study>.db                  # browse a study (pip install optuna-dashboard)
+    optuna-dashboard sqlite:///runs/studies/<study>.db   # browse a study (pip install -e ".[dashboard]"); printed at the end
 
 Where things go: your workspace `runs/` (git-ignored; `$GENREC_WORKSPACE` moves it) by default: the storage
 `sqlite:///runs/studies/<study>.db`, the export `runs/studies/<study>.json`, the best trial's params
@@ -136,9 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best valid value {study.best_value:.4f} (trial {study.best_trial.number}): {study.best_params}")
     if not args.no_export:
         print(f"wrote {show(export_best(study, job, command))}")
-    url = display_url(job.storage_url)
-    print(f"browse: optuna-dashboard {url}" if url.startswith("sqlite") else f"storage: {url}")
+    print(dashboard_hint(job.storage_url))
     return 0
+
+
+def dashboard_hint(storage_url: str) -> str:
+    """The command that opens the study in a browser (optuna-dashboard takes an RDB URL or a journal file's path;
+    a password stays hidden), and how to install it: the optional extra `dashboard`."""
+    url = display_url(storage_url)
+    target = url.removeprefix("journal:")
+    return (f"browse the study: optuna-dashboard {target}  (then open http://127.0.0.1:8080; install it with "
+            "pip install -e '.[dashboard]')")
 
 
 if __name__ == "__main__":

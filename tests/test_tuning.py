@@ -18,6 +18,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -533,3 +534,39 @@ def test_every_trial_records_its_cost_and_the_report_sums_core_hours(tiny, tmp_p
                                                   for t in trials) / 3600)
     del trials[0].user_attrs["seconds"]  # a trial from before the cost was recorded: no total
     assert core_hours(SimpleNamespace(get_trials=lambda deepcopy: trials)) is None
+
+
+PIPED_STUDY = """
+import sys
+from genrec.common import registry
+registry.MODELS["tiny"] = "tests.test_tuning:TinyModel"
+registry.DATASETS["tiny"] = "tests.test_tuning:tiny_dataset"
+from benchmarks.tune import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow  # ~25 s: a fresh interpreter importing torch and optuna
+def test_a_piped_study_prints_one_line_per_trial_no_optuna_chatter_and_the_dashboard_command(tmp_path):
+    """With stdout/stderr piped: Optuna's "A new study created" then "Using an existing study" (the launcher and
+    the worker both open the study) and its per-trial INFO lines are off, ours are there, nothing carries an escape
+    code, and the end says how to open the study in optuna-dashboard."""
+    space = tmp_path / "tiny.yaml"
+    space.write_text("lr: {distribution: float, low: 1.0e-3, high: 1.0e-1, log: true}\n"
+                     "dim: {distribution: categorical, choices: [4, 8, 16]}\n")
+    env = {**os.environ, "GENREC_WORKSPACE": str(tmp_path / "ws"), "GENREC_CACHE": str(tmp_path / "cache"),
+           "GENREC_PROGRESS_DELAY": "0", "GENREC_PROGRESS": ""}
+    db = tmp_path / "tiny.db"
+    done = subprocess.run([sys.executable, "-c", PIPED_STUDY, "--model", "tiny", "--dataset", "tiny", "--space",
+                           str(space), "--trials", "3", "--storage", f"sqlite:///{db}", "--no-export"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    assert "A new study created" not in out and "Using an existing study" not in out
+    assert "[I " not in out and "\x1b" not in out and "\r" not in out
+    trials = [line for line in done.stdout.splitlines() if line.startswith("trial ")]
+    assert [t.split(" ")[:3] for t in trials] == [["trial", "0", "complete:"], ["trial", "1", "complete:"],
+                                                  ["trial", "2", "complete:"]]
+    assert all("best " in t for t in trials)
+    assert "trials of worker" in done.stderr  # the progress lines (ETA) of the trials
+    assert f"optuna-dashboard sqlite:///{db}" in out and "pip install -e '.[dashboard]'" in out
