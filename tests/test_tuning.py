@@ -455,7 +455,7 @@ def test_failed_trials_do_not_use_up_the_budget(tiny, tmp_path):
 
 @pytest.mark.parametrize(("change", "error", "message"), [
     ({"split": "colarc"}, ConfigError, r"unknown split 'colarc'; did you mean 'colarec'"),
-    ({"dataset": "atomic:/nonexistent/folder"}, DataError, r"/nonexistent/folder[/\\]folder\.inter: file not found"),
+    ({"dataset": "atomic:/nonexistent/folder"}, DataError, r"/nonexistent/folder: no such folder"),
     ({"dataset": "ml-100kk"}, ConfigError, r"unknown dataset 'ml-100kk'; did you mean 'ml-100k'"),
     ({"overrides": {"epochs": "abc"}}, ConfigError, r"tiny \(tiny\.yaml: lr=0\.001\)\.epochs: expected an integer, "
                                                    r"got 'abc'"),
