@@ -21,6 +21,10 @@ driver ends with the complete set of records before it writes the leaderboard. A
 over; Ctrl-C stops with one line and exit code 130 (rerun the same command to resume).
 Every input is checked before any run starts (exit 2, one line, nothing written): suite, overrides and their
 types and ranges, seeds, threads, datasets and splits, and every existing record of the suite.
+Progress (stderr): every step longer than 2 s (loading data, splitting, GID building, epochs, evaluation) shows
+its share done and an ETA: a bar on a terminal, one plain line per tenth when piped (`| tee`, nohup, CI).
+GENREC_PROGRESS=0 silences it, GENREC_PROGRESS=lines forces the lines, GENREC_PROGRESS_DELAY=<s> sets the 2 s.
+Pictures: `<suite>_*.png` (200 dpi) with an `.svg` beside each, next to the leaderboard's Markdown.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 OPEN_FORMAT = "{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]"  # no total: no share, no ETA
+OPEN_EVERY = 10.0  # seconds between two lines of a step without a total
 
 
 def mode() -> str:
@@ -48,6 +49,7 @@ class Lines:
         self.total, self.n, self.postfix = total, 0, ""
         self.start = time.perf_counter()
         self.shown = -1  # the last tenth written; -1: nothing written yet
+        self.written = 0.0  # when the last line was written (no total: at most one line per `OPEN_EVERY` s)
         self.closed = False
 
     def __iter__(self) -> Iterator:
@@ -74,7 +76,11 @@ class Lines:
         self.n += n
         if time.perf_counter() - self.start < self.delay:
             return
-        tenth = math.floor(10 * self.n / self.total) if self.total else self.shown + 1
+        if not self.total:
+            if self.shown < 0 or time.perf_counter() - self.written >= OPEN_EVERY:
+                self._write(self.shown + 1)
+            return
+        tenth = math.floor(10 * self.n / self.total)
         if self.shown < 0 or tenth > self.shown:
             self._write(tenth)
 
@@ -90,7 +96,7 @@ class Lines:
     def _write(self, tenth: int) -> None:
         from tqdm import tqdm  # noqa: PLC0415
 
-        self.shown = tenth
+        self.shown, self.written = tenth, time.perf_counter()
         elapsed = time.perf_counter() - self.start
         postfix = f", {self.postfix}" if self.postfix else ""
         fmt = LINE_FORMAT if self.total else OPEN_FORMAT

@@ -442,7 +442,7 @@ def write_plots(df: pd.DataFrame, records: list[dict], suite: str, out_dir: Path
                                    title=f"{suite}: test {metric} by user-activity quintile",
                                    xlabel="user-activity quintile (q1 = least active)",
                                    ylabel=f"test {metric}"),
-        "bins": plots.group_plot(df, [f"{b}/{PLOT_METRIC}" for b in bins], [b.removeprefix(BIN_PREFIX) for b in bins],
+        "bins": plots.group_plot(df, [f"{b}/{PLOT_METRIC}" for b in bins], [b.removeprefix(BIN_PREFIX).removeprefix("=") for b in bins],
                                  title=f"{suite}: test {metric} by users' training-interaction count",
                                  xlabel="training interactions of the user", ylabel=f"test {metric}") if bins else None,
         "items": plots.group_plot(df, [PLOT_METRIC, *(f"{g}/{PLOT_METRIC}" for g in ITEM_GROUPS)],
