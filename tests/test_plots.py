@@ -290,3 +290,18 @@ def test_rows_are_sorted_best_first_by_the_headline_metric_within_each_dataset_a
     assert [tuple(r) for r in df[["dataset", "model"]].itertuples(index=False)] == [
         (d, m) for d in ("ml-100k", "phones") for m in ("colarec", "sasrec", "mf", "pop")]
     assert not any(c.startswith("longtail/") for c in df.columns)  # the same users as q1: not repeated
+
+
+def test_a_table_rendered_before_longtail_was_dropped_is_replaced_without_force(tmp_path):
+    """The guard against emptier tables must not count the retired `longtail/*` columns as lost values."""
+    import pandas as pd  # noqa: PLC0415
+
+    meta = {"suite": "t", "suite_version": 1, "profile": "quick", "datasets": ["ml-100k"], "split": "colarec",
+            "seeds": [0], "ks": [20], "git_sha": "g", "wall_time": "0m", "exclude_valid": False, "command": "c"}
+    recs = [record("mf"), record("pop")]
+    _, csv = write_leaderboard(recs, meta, tmp_path)
+    old = pd.read_csv(csv)
+    old.insert(7, "longtail/ndcg@20", old["q1/ndcg@20"])  # what the committed CSVs still hold
+    old.to_csv(csv, index=False)
+    write_leaderboard(recs, meta, tmp_path)  # no TableError
+    assert "longtail/" not in csv.read_text()
