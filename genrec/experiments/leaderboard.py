@@ -189,6 +189,7 @@ def _header(meta: dict) -> list[str]:
         f"validation items excluded at test: {meta['exclude_valid']}",
         f"- command: `{meta['command']}`",
         "- cells: mean ± sample std over seeds; a blank cell means a seed is missing.",
+        f"- rows: best first by test {SORT_METRIC.upper()} within each dataset and split (blank rows last).",
     ]
     if meta.get("tuned"):
         lines.append("- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
