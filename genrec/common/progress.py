@@ -1,7 +1,8 @@
 """Progress with an ETA for every long step (data, split, GID build, epochs, evaluation, trials), on a terminal
 and in a pipe, through one helper: `progress(...)`.
 
-* On a terminal (stderr is a tty): a tqdm bar, redrawn in place at most twice a second, removed when done.
+* On a terminal (stderr is a tty): a tqdm bar once the step has run `GENREC_PROGRESS_DELAY` seconds, redrawn in
+  place at most twice a second, removed when done.
 * Otherwise (piped, redirected to a log file, under a job runner): plain lines on stderr, one when the step has
   run `GENREC_PROGRESS_DELAY` seconds (default 2; a shorter step prints nothing), then one each time another
   tenth of the total is done and one at the end: `<desc>: 40% 4/10 [00:12<00:18, 3.02s/epoch]`, i.e. share done,
@@ -120,12 +121,12 @@ def progress(iterable: Iterable | None = None, *, total: float | None = None, de
     Returns a tqdm bar on a terminal, else a `Lines` reporter; both iterate, `update(n)`, `set_postfix(...)`,
     `close()` and work as context managers. `enabled=False` (a model's own `progress: false`) silences it."""
     how = mode() if enabled else "off"
-    if how == "bar":
+    delay = float(os.environ.get("GENREC_PROGRESS_DELAY", "2"))
+    if how == "bar":  # shown once the step has run `delay` seconds, as the lines are
         from tqdm.auto import tqdm  # noqa: PLC0415
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, mininterval=0.5,
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, mininterval=0.5, delay=delay,
                     file=file or sys.stderr, dynamic_ncols=True)
-    delay = float(os.environ.get("GENREC_PROGRESS_DELAY", "2"))
     cls = Lines if how == "lines" else _Off
     return cls(iterable, total, desc, unit, file or sys.stderr, delay)
 
