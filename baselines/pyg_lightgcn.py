@@ -29,6 +29,7 @@ import torch
 
 from baselines import served
 from genrec.common.errors import ConfigError, DataError
+from genrec.common.progress import progress
 
 if TYPE_CHECKING:  # torch_geometric (seconds to import) loads when a fit starts, not when a suite is planned
     from torch_geometric.nn.models import LightGCN
@@ -78,7 +79,7 @@ class PygLightGCN:
         best, best_state, best_epoch, bad, curve, epoch = -np.inf, None, 0, 0, [], 0
         key, steps_per_epoch = f"valid_{ctx.eval.valid_metric}", -(-len(users) // cfg.train_batch_size)
         train_start = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in progress(range(1, cfg.epochs + 1), desc="lightgcn-pyg epochs", unit="epoch"):
             negs = torch.as_tensor(sample_negatives(users.numpy(), seen, self.n_items, rng))
             loss = self._train_epoch(users, items, negs, optimizer, gen)
             point = {"epoch": epoch, "step": epoch * steps_per_epoch, "samples": epoch * len(users),

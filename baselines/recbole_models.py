@@ -38,6 +38,7 @@ import torch
 from baselines import recbole_compat as compat
 from baselines import served
 from genrec.common.errors import ConfigError, DataError
+from genrec.common.progress import progress
 from genrec.common.util import atomic_write_text
 from genrec.data.splits import PARTS, Split
 
@@ -160,6 +161,7 @@ class _RecBoleModel:
             curve = _CurveRecorder(trainer, model, ctx, type(self).__name__)
             trainer.fit(loaders[0], loaders[1], verbose=False, saved=True, show_progress=False,
                         callback_fn=curve.on_valid)
+            curve.bar.close()
             train_seconds = time.perf_counter() - curve.start
         best_epoch = self._restore_best(model, trainer, data_path)
         self._model, self._trainer, self._loaders, self._dataset = model, trainer, loaders, dataset
@@ -439,6 +441,7 @@ class _CurveRecorder:
         self._loss, self._train_epoch = model.calculate_loss, trainer._train_epoch
         model.calculate_loss, trainer._train_epoch = self._counted_loss, self._recorded_epoch
         self.start = time.perf_counter()
+        self.bar = progress(total=trainer.epochs, desc=f"{name} epochs", unit="epoch")
 
     def _counted_loss(self, interaction: Any) -> Any:
         self._epoch_steps += 1
@@ -453,6 +456,7 @@ class _CurveRecorder:
         self.points.append({"epoch": epoch_idx + 1, "step": self.step, "samples": self.samples,
                             "seconds": time.perf_counter() - self.start,
                             "loss": float(loss) / max(1, self._epoch_steps)})
+        self.bar.update(1)
         return total
 
     def on_valid(self, epoch_idx: int, value: float) -> None:

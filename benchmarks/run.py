@@ -28,6 +28,11 @@ an existing scheduler (`--scheduler tcp://host:8786`) or Slurm/PBS jobs (`--clus
 arrays and model, and this driver writes them (`genrec.experiments.dask_runs`; docs/cluster.md). A run that fails
 twice is one error line at the end (exit 1) and the others finish. `--dry-run` with `--cluster slurm|pbs` also
 prints the job script dask-jobqueue would submit.
+
+Progress (stderr): every step longer than 2 s (loading data, splitting, GID building, epochs, evaluation) shows
+its share done and an ETA: a bar on a terminal, one plain line per tenth when piped (`| tee`, nohup, CI).
+GENREC_PROGRESS=0 silences it, GENREC_PROGRESS=lines forces the lines, GENREC_PROGRESS_DELAY=<s> sets the 2 s.
+Pictures: `<suite>_*.png` (200 dpi) with an `.svg` beside each, next to the leaderboard's Markdown.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
     python benchmarks/tune.py --report --retrain                        # ... with the best configs' test metrics
     python benchmarks/tune.py --model mf --executor dask --workers 4   # 4 trial tasks on a local Dask cluster
     python benchmarks/tune.py --model mf --executor dask --scheduler tcp://host:8786 --workers 8  # docs/cluster.md
-    optuna-dashboard sqlite:///runs/studies/<study>.db                  # browse a study (pip install optuna-dashboard)
+    optuna-dashboard sqlite:///runs/studies/<study>.db   # browse a study (pip install -e ".[dashboard]"); printed at the end
 
 Where things go: your workspace `runs/` (git-ignored; `$GENREC_WORKSPACE` moves it) by default: the storage
 `sqlite:///runs/studies/<study>.db`, the export `runs/studies/<study>.json`, the best trial's params
@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best valid value {best.value:.4f} (trial {best.number}): {best.params}")
     if not args.no_export:
         print(f"wrote {show(export_best(study, job, command))}")
-    url = display_url(job.storage_url)
-    print(f"browse: optuna-dashboard {url}" if url.startswith("sqlite") else f"storage: {url}")
+    print(dashboard_hint(job.storage_url))
     return 0
 
 
@@ -175,6 +174,15 @@ def run_study(job: TuneJob, args: argparse.Namespace, command: str):
         return tune(job, args.trials, args.workers, args.timeout, command, baseline=args.baseline, client=client)
     finally:
         cluster.stop(client, started)
+
+
+def dashboard_hint(storage_url: str) -> str:
+    """The command that opens the study in a browser (optuna-dashboard takes an RDB URL or a journal file's path;
+    a password stays hidden), and how to install it: the optional extra `dashboard`."""
+    url = display_url(storage_url)
+    target = url.removeprefix("journal:")
+    return (f"browse the study: optuna-dashboard {target}  (then open http://127.0.0.1:8080; install it with "
+            "pip install -e '.[dashboard]')")
 
 
 if __name__ == "__main__":

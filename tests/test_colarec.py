@@ -212,8 +212,8 @@ def test_same_seed_same_run(tmp_path):
 
 def test_curve_has_one_point_per_epoch_with_steps_samples_losses_and_validations(tmp_path):
     ds, split = synthetic()
-    _, info = _fit(ds, split, tmp_path, epochs=3, eval_every=2)
-    n, batch = len(split.train), 16  # the tiny preset: one sample per training interaction, batch 16
+    _, info = _fit(ds, split, tmp_path, epochs=3, eval_every=2, epoch_sampling="per_interaction")
+    n, batch = len(split.train), 16  # one sample per training interaction, batch 16 (the tiny preset's batch)
     curve = info["curve"]
     assert [p["epoch"] for p in curve] == [1, 2, 3]
     assert [p["samples"] for p in curve] == [n, 2 * n, 3 * n]
@@ -258,6 +258,8 @@ def test_presets_and_yaml_keys_match_the_config():
     paper = ColaRec.Config(preset="paper").resolved()
     assert (paper.d_model, paper.num_layers, paper.epochs, paper.max_token_num) == (512, 6, 60, 256)
     assert ColaRec.Config(preset="paper", d_model=64).resolved().d_model == 64
+    tiny = ColaRec.Config(preset="tiny").resolved()  # seconds on ml-100k (943 users, 80k training pairs)
+    assert tiny.epoch_sampling == "per_user" and tiny.epochs * -(-943 // tiny.batch_size) <= 200
 
 
 def test_resume_continues_after_the_saved_epoch(tmp_path):

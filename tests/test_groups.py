@@ -106,3 +106,13 @@ def test_a_users_metric_is_split_by_restricting_hits_and_relevant_items_to_the_g
     expected_tail_ndcg = np.mean([1, 1 / np.log2(3), 1, 1 / np.log2(4), 1, 1])
     assert res.group_means()["tail"]["ndcg@3"] == pytest.approx(expected_tail_ndcg)
     assert res.group_means()["head"]["recall@3"] == pytest.approx(0.5)
+
+
+def test_longtail_is_always_the_same_users_as_q1_so_tables_drop_it():
+    """`genrec.experiments.leaderboard.group_names` leaves `longtail` out of the tables because of this identity."""
+    from genrec.evaluation.groups import user_groups  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 400), 943, 6040, 27879]:
+        g = user_groups(np.arange(n), rng.integers(1, 50, size=n))
+        assert np.array_equal(g["longtail"], g["q1"]), n

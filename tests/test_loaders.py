@@ -164,7 +164,7 @@ def test_atomic_without_item_file(tmp_path):
 
 
 def test_atomic_errors(tmp_path):
-    with pytest.raises(DataError, match=r"toy\.inter: file not found"):
+    with pytest.raises(DataError, match=r"toy: no such folder \(expected a RecBole atomic folder holding toy\.inter\)"):
         load_atomic(tmp_path / "toy")
     folder = _atomic(tmp_path, ["1\ta\t5\t100", "1\tb\t5\tabc"])
     with pytest.raises(DataError, match=r"toy\.inter: line 3: timestamp 'abc' is not a number"):

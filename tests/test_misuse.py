@@ -93,10 +93,13 @@ def _cache_below_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     return _plan("--model", "pop")(tmp)
 
 
-def _atomic(tmp: Path, body: str, item: str | None = None) -> Path:
+HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+
+def _atomic(tmp: Path, body: str, item: str | None = None, header: str = HEADER) -> Path:
     folder = tmp / "toy"
     folder.mkdir(exist_ok=True)
-    (folder / "toy.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + body)
+    (folder / "toy.inter").write_text(header + body)
     if item is not None:
         (folder / "toy.item").write_text(item)
     return folder
@@ -105,8 +108,17 @@ def _atomic(tmp: Path, body: str, item: str | None = None) -> Path:
 FOUR_EACH = "".join(f"{u}\t{i}\t{10 * u + j}\n" for u in range(1, 6) for j, i in enumerate("abcd"))
 
 
-def _on_atomic(body: str, *args: str, item: str | None = None) -> Callable[[Path], object]:
-    return lambda tmp: _plan("--dataset", f"atomic:{_atomic(tmp, body, item)}", *args)(tmp)
+def _on_atomic(body: str, *args: str, item: str | None = None, header: str = HEADER) -> Callable[[Path], object]:
+    return lambda tmp: _plan("--dataset", f"atomic:{_atomic(tmp, body, item, header)}", *args)(tmp)
+
+
+def _misnamed(tmp: Path) -> Path:
+    """A folder `bad1` whose interaction file is `data.inter` (RecBole wants `bad1/bad1.inter`)."""
+    folder = tmp / "bad1"
+    folder.mkdir()
+    (folder / "data.inter").write_text(HEADER + FOUR_EACH)
+    (folder / "notes.txt").write_text("x")
+    return folder
 
 
 def _release(tmp: Path, cid: Callable[[int], list[int]] = lambda i: [1, 1, i], content: object = "title") -> Path:
@@ -181,6 +193,13 @@ CASES = [
     ("item-file-lists-an-item-twice",
      lambda tmp: load_atomic(_atomic(tmp, FOUR_EACH, "item_id:token\ttitle:token_seq\na\tred\nb\tx\na\tblue\n")),
      DataError, r"toy\.item: item 'a' is listed twice \(data rows 1 and 3\); expected one row per item"),
+    ("inter-file-not-named-after-its-folder", lambda tmp: load_atomic(_misnamed(tmp)), DataError,
+     r"bad1[/\\]bad1\.inter: file not found; the files of an atomic folder are named after the folder "
+     r"\(bad1/bad1\.inter, bad1/bad1\.item\); found: data\.inter, notes\.txt; rename data\.inter to bad1\.inter"),
+    ("comma-separated-atomic-file", _on_atomic("1,a,10\n", "--model", "pop", header=HEADER.replace("\t", ",")),
+     DataError, r"toy\.inter: line 1: expected tab-separated columns \(found commas\): 'user_id:token,item_id:token,"),
+    ("comma-separated-rows", _on_atomic("1,a,10\n", "--model", "pop"), DataError,
+     r"toy\.inter: malformed line 2: 1 tab-separated fields \(found commas: expected tab-separated\); expected 3"),
     ("embedding-size-zero", _mf("embedding_size=0"), ConfigError,
      r"mf \(smoke/default\)\.embedding_size: 0 is below the minimum 1"),
     # family 3: ambiguous command lines
@@ -194,6 +213,11 @@ CASES = [
     ("empty-seed-list", _mf("--seeds", ""), ConfigError, r"--seeds '': expected comma-separated integers"),
     ("repeated-dataset", _mf("--dataset", "ml-100k", "--dataset", "ml-100k"), ConfigError,
      r"--dataset 'ml-100k' is given twice; give each once"),
+    ("suite-name-in-capitals", lambda tmp: main(["--suite", "Smoke", "--dry-run"]), ConfigError,
+     r"unknown suite 'Smoke'; did you mean 'smoke'\?"),
+    ("dataset-name-in-capitals", _plan("--dataset", "ML-100K"), ConfigError,
+     r"unknown dataset 'ML-100K'; did you mean 'ml-100k'\?"),
+    ("model-name-in-capitals", _plan("--model", "MF"), ConfigError, r"unknown model 'MF'; did you mean 'mf'\?"),
     ("repeated-model", _plan("--model", "pop", "--model", "pop"), ConfigError,
      r"--model 'pop' is given twice"),
     ("dry-run-and-leaderboard-only", _drive("--dry-run", "--leaderboard-only"), ConfigError,

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from genrec.common.errors import ConfigError
+from genrec.common.progress import stage
 
 MODELS: dict[str, str] = {
     "pop": "baselines.simple:Pop",
@@ -77,7 +78,8 @@ def dataset_loader(spec: str) -> Callable[[], Any]:
 
 
 def load_dataset(spec: str) -> Any:
-    return dataset_loader(spec)()
+    with stage(f"load dataset {spec}"):
+        return dataset_loader(spec)()
 
 
 def list_models() -> list[str]:

@@ -70,7 +70,11 @@ def read_atomic(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     text = read_text(path)
     lines = text.split("\n")
-    header = lines[0].rstrip("\r").split("\t")
+    first = lines[0].rstrip("\r")
+    if "\t" not in first and "," in first:
+        raise DataError(f"{path}: line 1: expected tab-separated columns (found commas): {first[:120]!r}; RecBole atomic "
+                        "files separate fields with tabs (e.g. `tr , '\\t'` converts a simple CSV without quoted commas)")
+    header = first.split("\t")
     names = []
     for col in header:
         field, _, typ = col.partition(":")
@@ -83,7 +87,8 @@ def read_atomic(path: Path) -> pd.DataFrame:
     for number, line in enumerate(lines[1:], start=2):
         line = line.rstrip("\r")
         if line and line.count("\t") + 1 != len(names):
-            raise DataError(f"{path}: malformed line {number}: {line.count(chr(9)) + 1} tab-separated fields; "
+            commas = " (found commas: expected tab-separated)" if "," in line and "\t" not in line else ""
+            raise DataError(f"{path}: malformed line {number}: {line.count(chr(9)) + 1} tab-separated fields{commas}; "
                             f"expected {len(names)}, one per header column ({', '.join(header)})")
     try:
         df = pd.read_csv(
@@ -116,6 +121,7 @@ def load_atomic(folder: str | Path, *, name: str | None = None, rating_threshold
     folder = Path(folder)
     name = name or folder.name
     inter_path = folder / f"{folder.name}.inter"
+    check_atomic_folder(folder, inter_path)
     inter = read_atomic(inter_path)
     for col in ("user_id", "item_id"):
         if col not in inter:
@@ -169,6 +175,23 @@ def load_ml100k(rating_threshold: float | None = None, k: int = 0) -> Dataset:
 
 
 _RELEASE_FILES = {"train": "train_time_inter.csv", "valid": "valid_inter.csv", "test": "test_inter.csv"}
+
+
+def check_atomic_folder(folder: Path, inter_path: Path) -> None:
+    """A missing `<folder>/<folder>.inter` explained: no such folder, or the files there and the naming rule
+    (RecBole's: every file of an atomic folder is named after the folder, `bad1/bad1.inter`, `bad1/bad1.item`)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder (expected a RecBole atomic folder holding {inter_path.name})")
+    if inter_path.is_file():
+        return
+    present = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    others = [n for n in present if n.endswith(".inter")]
+    hint = (f"; rename {others[0]} to {inter_path.name} (or the folder to {others[0].removesuffix('.inter')})"
+            if len(others) == 1 else "")
+    listing = ", ".join(present[:10]) + (f", ... ({len(present)} files)" if len(present) > 10 else "")
+    raise DataError(f"{inter_path}: file not found; the files of an atomic folder are named after the folder "
+                    f"({folder.name}/{folder.name}.inter, {folder.name}/{folder.name}.item); found: "
+                    f"{listing or 'nothing'}{hint}")
 
 
 def load_colarec_release(folder: str | Path, *, name: str | None = None) -> Dataset:

@@ -36,6 +36,7 @@ import numpy as np
 
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import cache_dir
+from genrec.common.progress import progress
 from genrec.common.registry import unknown_name
 from genrec.common.util import atomic_write_bytes
 
@@ -112,7 +113,7 @@ def _per_user_groups(ds: Dataset, rng: np.random.Generator) -> list[np.ndarray]:
     order = np.argsort(users, kind="stable")
     bounds = np.flatnonzero(np.diff(users[order])) + 1
     groups = np.split(order, bounds)
-    return [g[rng.permutation(len(g))] for g in groups]
+    return [g[rng.permutation(len(g))] for g in progress(groups, desc=f"split {ds.name}", unit="user")]
 
 
 def split_colarec(ds: Dataset, rng: np.random.Generator, frac: float = 0.1) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from genrec.common.progress import progress
 from genrec.data.splits import Split
 from genrec.evaluation import metrics
 from genrec.evaluation.groups import (
@@ -107,7 +108,8 @@ def evaluate(
     hits = np.zeros((len(eval_users), kmax), dtype=np.float32)
     item_is_head = np.zeros((len(eval_users), kmax), dtype=bool)
     counters = {"short_lists": 0, "excluded_recommended": 0, "duplicates": 0}
-    for lo in range(0, len(eval_users), batch_users):
+    batches = range(0, len(eval_users), batch_users)
+    for lo in progress(batches, desc=f"evaluate {part} ({len(eval_users)} users)", unit="batch"):
         batch = eval_users[lo : lo + batch_users]
         ranked = np.asarray(rec.recommend(batch, kmax, exclude[batch]), dtype=np.int64)
         ranked = _validate(ranked, batch, kmax, split.n_items, exclude, counters)

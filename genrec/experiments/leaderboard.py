@@ -1,17 +1,20 @@
 """Records -> `leaderboard/<suite>.md`, `<suite>.csv` and the suite's pictures. Tables are views; records are truth.
 
-One row per (model, variant, dataset, split). A row missing any of the suite's seeds keeps its metric cells
-blank (never an average over what happens to exist), and so does its `converged` cell. Std is the sample std
-(ddof=1) over seeds, blank for one seed. CSV columns: `model,variant,dataset,split,n_seeds,converged,precision`,
-then `<metric>@<k>` and `<metric>@<k>_std` for every metric, then `<group>/<metric>@<k>` for every group
-(`longtail`, `q1`..`q5`, the suite's training-count bins `train=3`.., `head`, `tail`), then `<group>/n_users`,
-then `fit_info.<key>` for each of the suite's `fit_info_columns` (`with_fit_info_columns`).
+One row per (model, variant, dataset, split); rows are grouped by (dataset, split) and sorted best first by the
+suite's headline metric, test NDCG@20 (`SORT_METRIC`, blank rows last, ties by model and variant). A row missing
+any of the suite's seeds keeps its metric cells blank (never an average over what happens to exist), and so does
+its `converged` cell. Std is the sample std (ddof=1) over seeds, blank for one seed. CSV columns:
+`model,variant,dataset,split,n_seeds,converged,precision`, then `<metric>@<k>` and `<metric>@<k>_std` for every
+metric, then `<group>/<metric>@<k>` for every group (`q1`..`q5`, the suite's training-count bins `train=3`..,
+`head`, `tail`; not `longtail`, which is `q1`: see `group_names`), then `<group>/n_users`, then `fit_info.<key>`
+for each of the suite's `fit_info_columns` (`with_fit_info_columns`).
 
 `converged` is `genrec.experiments.curves.convergence` over the row's seeds ("true" only when every seed is,
 "n/a" for models without iterative training); `precision` is each fit's `fit_info["precision"]` (or, for
 records that only say `bf16: true/false`, bf16/fp32), several values joined by "/", blank when not recorded.
-Pictures (`genrec.experiments.plots`): `<suite>_groups.png` (activity quintiles), `<suite>_bins.png` (when the
-suite declares bins), `<suite>_items.png` (all / head / tail items) and `<suite>_curves.png` (learning curves).
+Pictures (`genrec.experiments.plots`, each a PNG with an SVG beside it): `<suite>_groups.png` (activity
+quintiles), `<suite>_bins.png` (when the suite declares bins), `<suite>_items.png` (all / head / tail items, grouped
+bars) and `<suite>_curves.png` (learning curves).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10"
 MD_GROUP_METRICS = ("recall@20", "ndcg@20")
 PAIRED_METRICS = ("ndcg@20", "recall@20")
 PLOT_METRIC = "ndcg@20"
-QUINTILES = ("q1", "q2", "q3", "q4", "q5")
+QUINTILES = tuple(g for g in GROUPS if g != "longtail")  # q1..q5
+DUPLICATE_GROUP = "longtail"  # the same users as q1 (group_names)
+SORT_METRIC = headline.METRIC  # rows best first by this test metric within each (dataset, split)
 UNCONVERGED = ("false", "pending")  # `converged` cells whose row is no result (daggered)
 
 
@@ -50,12 +55,16 @@ def metric_names(ks: list[int]) -> list[str]:
 
 
 def group_names(records: list[dict]) -> list[str]:
-    """`longtail`, `q1`..`q5`, then the training-count bins in the order the suite declared them, then `head`,
-    `tail` (when the records have them), then any other group found in the records."""
+    """`q1`..`q5`, then the training-count bins in the order the suite declared them, then `head`, `tail` (when
+    the records have them), then any other group found in the records except `longtail`.
+
+    `longtail` is left out: the evaluator defines it as the ceil(0.2 n) least active of n users and `q1` as the
+    first of five `np.array_split` slices of the same order, which holds ceil(n / 5) users, so the two are the
+    same users and every `longtail` cell repeated its `q1` cell (records keep it; tables do not)."""
     bins = list(dict.fromkeys(parse_bin(label).name for r in records
                               for label in (r.get("protocol") or {}).get("user_bins") or []))
-    seen = {g for r in records for g in r.get("groups") or {}}
-    known = [*GROUPS, *bins, *(g for g in ITEM_GROUPS if g in seen)]
+    seen = {g for r in records for g in r.get("groups") or {}} - {DUPLICATE_GROUP}
+    known = [*QUINTILES, *bins, *(g for g in ITEM_GROUPS if g in seen)]
     return known + sorted(seen - set(known))
 
 
@@ -120,6 +129,7 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
             for name in names:
                 vals = [(r.get("groups") or {}).get(g, {}).get(name, math.nan) for r in recs]
                 row[f"{g}/{name}"] = float(np.mean(vals)) if complete else math.nan
+                row[f"{g}/{name}_std"] = float(np.std(vals, ddof=1)) if complete and len(vals) > 1 else math.nan
         for g in groups:
             sizes = [(r.get("group_sizes") or {}).get(g, math.nan) for r in recs]
             row[f"{g}/n_users"] = float(np.mean(sizes)) if complete else math.nan
@@ -127,8 +137,20 @@ def aggregate(records: list[dict], seeds: list[int] | dict[tuple, list[int]], ks
         out.append(row)
     cols = [*KEY, "n_seeds", "converged", "precision", *(c for n in names for c in (n, f"{n}_std")),
             *(f"{g}/{n}" for g in groups for n in names), *(f"{g}/n_users" for g in groups)]
-    df = pd.DataFrame(out, columns=cols + ["fit_seconds"])
-    return df.sort_values(list(KEY), kind="stable").reset_index(drop=True)
+    df = pd.DataFrame(out, columns=cols + ["fit_seconds", *(f"{g}/{n}_std" for g in groups for n in names)])
+    return sort_rows(df)
+
+
+def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows by (dataset, split), then best first by `SORT_METRIC` (blank cells last), then model and variant."""
+    by = ["dataset", "split", *([SORT_METRIC] if SORT_METRIC in df else []), "model", "variant"]
+    ascending = [True, True, *([False] if SORT_METRIC in df else []), True, True]
+    return df.sort_values(by, ascending=ascending, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def internal_columns(df: pd.DataFrame) -> list[str]:
+    """Frame columns the CSV leaves out: `fit_seconds` and the per-group stds (the pictures' error bars)."""
+    return ["fit_seconds", *(c for c in df.columns if "/" in c and c.endswith("_std"))]
 
 
 def _cell(mean: float, std: float) -> str:
@@ -167,6 +189,7 @@ def _header(meta: dict) -> list[str]:
         f"validation items excluded at test: {meta['exclude_valid']}",
         f"- command: `{meta['command']}`",
         "- cells: mean ± sample std over seeds; a blank cell means a seed is missing.",
+        f"- rows: best first by test {SORT_METRIC.upper()} within each dataset and split (blank rows last).",
     ]
     if meta.get("tuned"):
         lines.append("- tuned rows (hyper-parameters from `benchmarks/tune.py`, see tuning.md): "
@@ -251,14 +274,17 @@ def _group_table(df: pd.DataFrame, key_cols: list[str], groups: list[str]) -> st
 
 def _picture(meta: dict, kind: str, alt: str, data: str = "the table above; the CSV holds every column") -> list[str]:
     name = (meta.get("plots") or {}).get(kind)
-    return ["", f"![{alt}]({name})", "", f"Picture: [{name}]({name}) (data: {data})"] if name else []
+    if not name:
+        return []
+    svg = Path(name).with_suffix(".svg").name
+    return ["", f"![{alt}]({name})", "", f"Picture: [{name}]({name}), vector: [{svg}]({svg}) (data: {data})"]
 
 
 def _group_sections(df: pd.DataFrame, meta: dict, key_cols: list[str]) -> list[str]:
     groups = [c.removesuffix("/n_users") for c in df.columns if c.endswith("/n_users")]
     bins = [g for g in groups if g.startswith(BIN_PREFIX)]
-    lines = ["", "## By user activity (test; `longtail` = 20% of users with the fewest training interactions, "
-             "`q1`..`q5` = activity quintiles)", "", _group_table(df, key_cols, list(GROUPS))]
+    lines = ["", "## By user activity (test; `q1`..`q5` = activity quintiles by training interactions, `q1` = the "
+             "20% least active users)", "", _group_table(df, key_cols, list(QUINTILES))]
     lines += _picture(meta, "groups", f"{PLOT_METRIC.upper()} by user-activity quintile")
     if bins:
         lines += ["", "## By training-count bin (test; users grouped by their number of training interactions)", "",
@@ -396,9 +422,10 @@ def write_leaderboard(records: list[dict], meta: dict, out_dir: Path | None = No
     df = aggregate(shown, row_seeds, meta["ks"], doubled)
     out_dir = out_dir or leaderboard_dir()
     md_path, csv_path = out_dir / f"{meta['suite']}.md", out_dir / f"{meta['suite']}.csv"
-    table = with_fit_info_columns(df.drop(columns=["fit_seconds"]), shown, meta.get("fit_info_columns") or [])
-    refuse_losses(md_path, filled_cells_of_csv(csv_path, KEY, ("n_seeds",)), filled_cells(table, KEY, ("n_seeds",)),
-                  force)
+    table = with_fit_info_columns(df.drop(columns=internal_columns(df)), shown, meta.get("fit_info_columns") or [])
+    old = {c for c in filled_cells_of_csv(csv_path, KEY, ("n_seeds",))  # `longtail/*`: retired, not lost
+           if not c[1].startswith(f"{DUPLICATE_GROUP}/")}
+    refuse_losses(md_path, old, filled_cells(table, KEY, ("n_seeds",)), force)
     meta = {**meta, "records": shown, "doubled": doubled, "plots": write_plots(df, shown, meta["suite"], out_dir)}
     if meta.get("compare_to") and shown:
         meta["paired"] = paired_rows(shown, tuple(meta["compare_to"]), PAIRED_METRICS)
@@ -417,13 +444,13 @@ def write_plots(df: pd.DataFrame, records: list[dict], suite: str, out_dir: Path
                                    title=f"{suite}: test {metric} by user-activity quintile",
                                    xlabel="user-activity quintile (q1 = least active)",
                                    ylabel=f"test {metric}"),
-        "bins": plots.group_plot(df, [f"{b}/{PLOT_METRIC}" for b in bins], [b.removeprefix(BIN_PREFIX) for b in bins],
+        "bins": plots.group_plot(df, [f"{b}/{PLOT_METRIC}" for b in bins], [b.removeprefix(BIN_PREFIX).removeprefix("=") for b in bins],
                                  title=f"{suite}: test {metric} by users' training-interaction count",
                                  xlabel="training interactions of the user", ylabel=f"test {metric}") if bins else None,
         "items": plots.group_plot(df, [PLOT_METRIC, *(f"{g}/{PLOT_METRIC}" for g in ITEM_GROUPS)],
-                                  ["all targets", "head items", "tail items"],
-                                  title=f"{suite}: test {metric} on head items (most popular by training count) "
-                                        "and tail items", xlabel="test targets",
+                                  ["all targets", "head items", "tail items"], bars=True,
+                                  title=f"{suite}: test {metric} on all, head and tail items",
+                                  xlabel="test targets (head = most popular items by training count)",
                                   ylabel=f"test {metric}") if all(g in groups for g in ITEM_GROUPS) else None,
         "curves": plots.curve_plot(records, {tuple(r[k] for k in KEY) for _, r in df.iterrows()
                                              if r["converged"] in UNCONVERGED},

@@ -16,15 +16,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load, save
-from tqdm.auto import tqdm
 
+from genrec.common.progress import progress
 from genrec.common.util import atomic_write_bytes, atomic_write_text
 from zoo.colarec.samples import batch_to
 
@@ -207,8 +206,9 @@ def run(model, ctx, dist=None) -> dict:
     if dist is not None:
         dist.start(model)
     start, train_s, eval_s, out_of_time = time.perf_counter(), 0.0, 0.0, False
-    show = cfg.progress and sys.stderr.isatty()
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+    show = cfg.progress and main  # DDP: rank 0 reports
+    epochs = range(state["epoch"] + 1, cfg.epochs + 1)
+    for epoch in progress(epochs, desc=f"{name} epochs", unit="epoch", enabled=show):
         t0 = time.perf_counter()
         sums = _train_epoch(model, opt, w, epoch, ctx, state, show, last_good, dist, name)
         train_s += time.perf_counter() - t0
@@ -268,7 +268,7 @@ def _train_epoch(model, opt, w: dict, epoch: int, ctx, state: dict, show: bool, 
     n_steps = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
     total_steps = planned_steps(cfg, data)
     sums: dict[str, float] = {}
-    bar = tqdm(total=n_steps, desc=f"{name} epoch {epoch}", disable=not show, leave=False)
+    bar = progress(total=n_steps, desc=f"{name} epoch {epoch}", unit="step", enabled=show)
     for step in range(n_steps):
         batch = data.batch(pairs[step * cfg.batch_size : (step + 1) * cfg.batch_size], rng,
                            w.get("contrastive", False))

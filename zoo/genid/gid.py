@@ -37,6 +37,7 @@ import numpy as np
 
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import cache_dir
+from genrec.common.progress import progress
 from genrec.common.registry import unknown_name
 from genrec.common.util import atomic_write_bytes
 from genrec.data.splits import Split
@@ -180,7 +181,7 @@ def hierarchical_codes(emb: np.ndarray, K: int, length: int, seed: int = 0,
     inertia, seconds, clustered, cpu_start = [], [], [], time.process_time()
     for level in range(1, length):
         start, total, children, n_fit = time.perf_counter(), 0.0, [], 0
-        for idx in nodes:
+        for idx in progress(nodes, desc=f"GIDs: k-means level {level} of {length - 1}", unit="node"):
             labels, node_inertia, fitted = _cluster_node(emb[idx], K, K ** (length - level), seed, clusterer)
             codes[idx, level - 1] = labels + 1
             total += node_inertia

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from genrec.common.errors import ConfigError
+from genrec.common.progress import progress
 
 VERSION = 1  # part of the GID cache key: bump when the training changes what a config builds
 
@@ -182,7 +183,7 @@ def train_rqvae(emb: np.ndarray, K: int, levels: int, seed: int = 0, config: RQV
     recon_init = _recon_error(net, x)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps, resets, loss_sum = 0, 0, float("nan")
-    for _ in range(cfg.epochs):
+    for _ in progress(range(cfg.epochs), desc="RQ-VAE epochs", unit="epoch"):
         net.train()
         order, loss_sum = torch.randperm(len(x), generator=gen), 0.0
         for lo in range(0, len(x), cfg.batch_size):

@@ -117,12 +117,22 @@ def open_study(job: TuneJob, storage: Any = None, sampler_seed: int | None = Non
     worker: the driver created it, and a create attempt would log a DuplicatedStudyError on the scheduler)."""
     import optuna  # noqa: PLC0415
 
+    quiet_optuna()
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     if not create:
         return optuna.load_study(study_name=job.name, storage=storage, sampler=sampler, pruner=make_pruner(job.pruner))
     return optuna.create_study(study_name=job.name, storage=storage or make_storage(job.storage_url),
                                direction="maximize", sampler=sampler, pruner=make_pruner(job.pruner),
                                load_if_exists=True)
+
+
+def quiet_optuna() -> None:
+    """Optuna's own INFO lines off (warnings stay): each process would say "A new study created" or "Using an
+    existing study" (both, with several workers) and a coloured line per trial; `tune` prints one line of its own
+    per study and per trial (`study.trial_line`) instead."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def counts(study: Any) -> dict[str, int]:

@@ -21,6 +21,7 @@ from typing import Any
 from genrec.common import registry
 from genrec.common.config import check_seeds, config_hash, filled
 from genrec.common.errors import BenchError, ConfigError
+from genrec.common.progress import progress
 from genrec.common.registry import unknown_name
 from genrec.data.cache import cached_split
 from genrec.data.splits import SPLITTERS
@@ -29,6 +30,7 @@ from genrec.experiments.tuned import search_path
 from genrec.experiments.tuning.export import export_path, export_study, resume_from_export
 from genrec.experiments.tuning.job import TuneJob
 from genrec.experiments.tuning.objective import objective, trial_config
+from genrec.experiments.tuning.selection import hit_limit, winner
 from genrec.experiments.tuning.storage import (
     check_storage_url,
     counts,
@@ -63,18 +65,40 @@ def run_worker(job: TuneJob, n_trials: int, total: int, timeout: float | None, s
         getattr(registry, kind.upper()).update(entries)
     study = open_study(job, storage, sampler_seed=sampler_seed, create=storage is None)
     cap = optuna.study.MaxTrialsCallback(total, states=tuple(getattr(TrialState, s) for s in COUNTED))
+    bar = progress(total=n_trials, desc=f"trials of worker {os.getpid()}", unit="trial")
+
+    def finished(study: Any, trial: Any) -> None:
+        bar.update(1)
+        print(trial_line(study, trial), flush=True)
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set a signal handler
     previous = signal.signal(signal.SIGINT, _quiet_interrupt) if main_thread else None
     try:
         study.optimize(lambda trial: objective(trial, job), n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                       callbacks=[cap])
+                       callbacks=[cap, finished])
     except KeyboardInterrupt:  # Ctrl-C reaches every worker: the launcher prints the one "interrupted" line
         if multiprocessing.parent_process() is None:
             raise
         sys.exit(130)
     finally:
+        bar.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
+
+
+def trial_line(study: Any, trial: Any) -> str:
+    """One line per finished trial (Optuna's own are off: `storage.quiet_optuna`): its state, value, seconds and
+    params, and the study's best so far, e.g. `trial 3 complete: 0.1234 in 41s {lr: 0.001}; best 0.1301 (trial 1)`."""
+    from optuna.trial import TrialState  # noqa: PLC0415
+
+    state = trial.state.name.lower()
+    value = f": {trial.value:.4f}" if trial.value is not None else ""
+    seconds = trial.user_attrs.get("seconds")
+    took = f" in {seconds:.0f}s" if seconds is not None else ""
+    error = f" ({trial.user_attrs['error'][:120]})" if trial.state == TrialState.FAIL and "error" in trial.user_attrs else ""
+    cut = " [hit its safety net: cannot win]" if hit_limit(trial) else ""
+    best = winner(study)
+    tail = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
+    return f"trial {trial.number} {state}{value}{took} {trial.params}{error}{cut}{tail}"
 
 
 def _quiet_interrupt(signum: int, frame: Any) -> None:
