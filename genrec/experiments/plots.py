@@ -45,7 +45,7 @@ MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "*", "h", "p")
 HUE_SPREAD = 50 / 360  # how far (in hue) the shades of a model with more than three variants reach either way
 DPI = 200  # print resolution of the PNG (the SVG beside it is vector)
 DAGGER = "\u2020"
-FLAG_NOTE = f"{DAGGER} not converged (validation curve still rising when training stopped): not a result"
+FLAG_NOTE = f"{DAGGER} not converged, or its twice-the-budget check still pending: not a result"
 
 
 @dataclass
