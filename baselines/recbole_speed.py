@@ -46,7 +46,25 @@ def speed_up_sasrec(model: Any) -> list[str]:
             changed.append("gelu")
         layer.multi_head_attention.forward = types.MethodType(_attention_forward, layer.multi_head_attention)
         changed.append("attention")
+    model.forward = types.MethodType(_sasrec_forward, model)
+    changed.append("last-position")
     return sorted(set(changed))
+
+
+def _sasrec_forward(self: Any, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    """RecBole's `SASRec.forward` (embeddings, all but the last layer as they are), whose last layer computes only
+    the position it returns: `output[b, item_seq_len[b] - 1]` (`_last_layer_at`)."""
+    b, n = item_seq.shape
+    positions = torch.arange(n, dtype=torch.long, device=item_seq.device)
+    hidden = self.LayerNorm(self.item_embedding(item_seq) + self.position_embedding(positions.expand(b, n)))
+    hidden = self.dropout(hidden)
+    mask = self.get_attention_mask(item_seq)
+    layers = self.trm_encoder.layer
+    for layer in layers[:-1]:
+        hidden = layer(hidden, mask)
+    last = item_seq_len - 1
+    row_mask = torch.where((positions <= last[:, None]) & (item_seq != 0), 0.0, -10000.0)  # row `last` of `mask`
+    return _last_layer_at(layers[-1], hidden, last, row_mask)
 
 
 def _attention_forward(self: Any, input_tensor: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -64,6 +82,42 @@ def _attention_forward(self: Any, input_tensor: torch.Tensor, attention_mask: to
     context = torch.bmm(probs, v).view(b, h, n, d).permute(0, 2, 1, 3).reshape(b, n, h * d)
     hidden = self.out_dropout(self.dense(context))
     return self.LayerNorm(hidden + input_tensor)
+
+
+def _last_layer_at(layer: Any, x: torch.Tensor, at: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
+    """RecBole's `TransformerLayer` on `x` `[B, L, H]`, output only at position `at[b]` of each row: `[B, H]`.
+
+    Keys and values need every position; the query, the attention row, the output projection, both layer norms and
+    the feed-forward need one. Causal attention makes that row equal to row `at[b]` of the full layer. The dropout
+    masks are drawn at the full layer's shapes, in its order (`_dropout_rows`), so the RNG stream stays RecBole's."""
+    att, ff = layer.multi_head_attention, layer.feed_forward
+    b, n, _ = x.shape
+    h, d = att.num_attention_heads, att.attention_head_size
+    rows = torch.arange(b, device=x.device)
+    x_at = x[rows, at]  # [B, H]
+    q = att.query(x_at).view(b * h, 1, d)
+    k = att.key(x).view(b, n, h, d).permute(0, 2, 3, 1).reshape(b * h, d, n)
+    v = att.value(x).view(b, n, h, d).permute(0, 2, 1, 3).reshape(b * h, n, d)
+    mask = row_mask[:, None, None, :].expand(b, h, 1, n).reshape(b * h, 1, n)
+    probs = att.softmax(torch.baddbmm(mask, q, k, alpha=1.0 / math.sqrt(d)))  # [B*h, 1, L]
+    probs = _dropout_rows(att.attn_dropout, probs.view(b, h, n), (b, h, n, n), lambda t: t[rows, :, at])
+    context = torch.bmm(probs.reshape(b * h, 1, n), v).view(b, h * d)
+    hidden = _dropout_rows(att.out_dropout, att.dense(context), (b, n, h * d), lambda t: t[rows, at])
+    hidden = att.LayerNorm(hidden + x_at)
+    out = ff.dense_2(ff.intermediate_act_fn(ff.dense_1(hidden)))
+    out = _dropout_rows(ff.dropout, out, (b, n, out.shape[-1]), lambda t: t[rows, at])
+    return ff.LayerNorm(out + hidden)
+
+
+def _dropout_rows(dropout: torch.nn.Dropout, x: torch.Tensor, full_shape: tuple, rows: Any) -> torch.Tensor:
+    """`dropout` of the full-size tensor, restricted to `rows` of it (`x` is those rows): torch's CPU dropout
+    (`_dropout_impl`: `noise = empty_like(input).bernoulli_(1 - p); noise.div_(1 - p); input * noise`) draws one
+    number per element in memory order, so drawing the full noise and keeping the rows leaves the RNG and the
+    values as the full dropout would."""
+    if not dropout.training or dropout.p == 0.0:
+        return dropout(x)
+    noise = torch.empty(full_shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - dropout.p)
+    return x * rows(noise).div_(1.0 - dropout.p)
 
 
 def speed_up_lightgcn(model: Any) -> list[str]:

@@ -54,7 +54,7 @@ def test_fast_sasrec_loss_and_gradients_equal_recboles_in_training_mode():
     """Training mode with dropout on: equal outputs also show the dropout masks (the RNG stream) are the same."""
     model = _recbole_sasrec()
     fast_model = copy.deepcopy(model)
-    assert speed_up_sasrec(fast_model) == ["attention", "gelu"]
+    assert speed_up_sasrec(fast_model) == ["attention", "gelu", "last-position"]
     g = torch.Generator().manual_seed(1)
     lens = torch.randint(1, 8, (32,), generator=g)
     seq = torch.randint(1, 40, (32, 7), generator=g) * (torch.arange(7)[None] < lens[:, None])
@@ -132,5 +132,5 @@ def test_other_activations_are_left_alone():
     model = _recbole_sasrec()
     for layer in model.trm_encoder.layer:
         layer.feed_forward.intermediate_act_fn = torch.relu
-    assert speed_up_sasrec(model) == ["attention"]
+    assert speed_up_sasrec(model) == ["attention", "last-position"]
     assert model.trm_encoder.layer[0].feed_forward.intermediate_act_fn is torch.relu
