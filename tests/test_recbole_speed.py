@@ -97,7 +97,7 @@ def test_seeded_curve_equals_recboles_own_code(name, tmp_path, monkeypatch, one_
     curves = []
     for fast in (False, True):
         if not fast:
-            monkeypatch.setattr(cls, "_speed_up", lambda self, model: None)
+            monkeypatch.setattr(cls, "_speed_up", lambda self, *args: None)
         else:
             monkeypatch.undo()
         ctx = FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path / str(fast),
@@ -134,3 +134,29 @@ def test_other_activations_are_left_alone():
         layer.feed_forward.intermediate_act_fn = torch.relu
     assert speed_up_sasrec(model) == ["attention", "last-position"]
     assert model.trm_encoder.layer[0].feed_forward.intermediate_act_fn is torch.relu
+
+
+def test_vectorised_negative_sampler_draws_recboles_negatives():
+    """Same seed, same negatives (and the same RNG state after): only RecBole's per-sample `v in used` loop is
+    replaced. Users hold most items, so many draws are rejected and redrawn over several rounds."""
+    compat.apply()
+    from recbole.sampler.sampler import Sampler  # noqa: PLC0415
+
+    from baselines.recbole_speed import speed_up_sampler  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    used = np.array([set(rng.choice(np.arange(1, 30), size=int(rng.integers(0, 25)), replace=False).tolist())
+                     for _ in range(12)], dtype=object)
+    samplers = []
+    for _ in range(2):
+        sampler = Sampler.__new__(Sampler)
+        sampler.used_ids, sampler.item_num, sampler.distribution = used, 30, "uniform"
+        samplers.append(sampler)
+    assert speed_up_sampler(samplers[1]) == ["sampler"]
+    users = rng.integers(0, 12, size=500)
+    out = []
+    for sampler in samplers:
+        np.random.seed(3)
+        out.append((sampler.sample_by_key_ids(users, 2), np.random.randint(1 << 30)))
+    assert torch.equal(out[0][0], out[1][0]) and out[0][1] == out[1][1]
+    assert not any(int(v) in used[u] for u, v in zip(np.tile(users, 2), out[1][0], strict=True))

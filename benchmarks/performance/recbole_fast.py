@@ -169,7 +169,7 @@ def _lightgcn_fit(spec: dict, fast: bool) -> dict:
     from genrec.evaluation.context import FitContext
 
     if not fast:
-        LightGCN._speed_up = lambda self, model: None
+        LightGCN._speed_up = lambda self, *args: None
     start = {}
     recorder_init = recbole_models._CurveRecorder.__init__
 
