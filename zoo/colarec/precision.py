@@ -11,6 +11,7 @@ Delete the file to measure again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -64,15 +65,17 @@ def bf16_probe() -> dict:
     """fp32 vs bf16 CPU matmul time at ColaRec's CPU-preset scale (`measure_bf16`), read from this machine's probe
     file when one exists (module docstring), else measured and written there. `bf16_faster` when bf16 is at least
     `BF16_PROBE_MIN_GAIN` times faster."""
-    path = probe_path()
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        pass
-    result = measure_bf16()
     from genrec.common.util import atomic_write_text  # noqa: PLC0415
 
-    atomic_write_text(path, json.dumps(result, indent=1))
+    try:
+        known = json.loads(probe_path().read_text())
+        if isinstance(known, dict) and isinstance(known.get("bf16_faster"), bool):
+            return known
+    except (OSError, ValueError):  # no file yet, an unreadable one, or no cache folder at all
+        pass
+    result = measure_bf16()
+    with contextlib.suppress(OSError):  # a read-only cache: the next process measures again
+        atomic_write_text(probe_path(), json.dumps(result, indent=1))
     return result
 
 
