@@ -54,7 +54,7 @@ def test_fast_sasrec_loss_and_gradients_equal_recboles_in_training_mode():
     """Training mode with dropout on: equal outputs also show the dropout masks (the RNG stream) are the same."""
     model = _recbole_sasrec()
     fast_model = copy.deepcopy(model)
-    assert speed_up_sasrec(fast_model) == ["attention", "gelu", "last-position"]
+    assert speed_up_sasrec(fast_model) == ["attention", "dropout", "gelu", "last-position"]
     g = torch.Generator().manual_seed(1)
     lens = torch.randint(1, 8, (32,), generator=g)
     seq = torch.randint(1, 40, (32, 7), generator=g) * (torch.arange(7)[None] < lens[:, None])
@@ -132,7 +132,7 @@ def test_other_activations_are_left_alone():
     model = _recbole_sasrec()
     for layer in model.trm_encoder.layer:
         layer.feed_forward.intermediate_act_fn = torch.relu
-    assert speed_up_sasrec(model) == ["attention", "last-position"]
+    assert speed_up_sasrec(model) == ["attention", "dropout", "last-position"]
     assert model.trm_encoder.layer[0].feed_forward.intermediate_act_fn is torch.relu
 
 
@@ -160,3 +160,20 @@ def test_vectorised_negative_sampler_draws_recboles_negatives():
         out.append((sampler.sample_by_key_ids(users, 2), np.random.randint(1 << 30)))
     assert torch.equal(out[0][0], out[1][0]) and out[0][1] == out[1][1]
     assert not any(int(v) in used[u] for u, v in zip(np.tile(users, 2), out[1][0], strict=True))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.3, 0.75])
+@pytest.mark.parametrize("fast", [True, False])
+def test_dropout_noise_is_bernoullis_from_the_same_draws(keep, fast, monkeypatch):
+    """`keep_noise` gives `bernoulli_(keep).div_(keep)` exactly and leaves the generator where `bernoulli_` does
+    (`fast`: from int64 draws, as on this build; else the `bernoulli_` fallback a build that draws differently
+    gets), for a multi-dimensional shape whose size is not a multiple of anything convenient."""
+    from baselines import dropout_noise  # noqa: PLC0415
+
+    if not fast:
+        monkeypatch.setattr(dropout_noise, "same_draws", lambda: False)
+    ours, theirs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    noise = dropout_noise.keep_noise((7, 3, 1001), keep, torch.float32, ours)
+    reference = torch.empty(7, 3, 1001).bernoulli_(keep, generator=theirs).div_(keep)
+    assert torch.equal(noise, reference) and 0 < int((noise == 0).sum()) < noise.numel()
+    assert torch.equal(torch.randint(1 << 62, (4,), generator=ours), torch.randint(1 << 62, (4,), generator=theirs))
