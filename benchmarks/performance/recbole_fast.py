@@ -49,8 +49,9 @@ def run(bench: Bench) -> None:
     lightgcn = _alternate(rounds, {**base, "model": "lightgcn"}, ("old", "new"))
     wall = {k: [r["seconds"] / r["epochs"] for r in v] for k, v in lightgcn.items()}
     cpu = {k: [(r["user"] + r["sys"]) / r["epochs"] for r in v] for k, v in lightgcn.items()}
-    what = {"old": "RecBole's COO propagation, default malloc",
-            "new": "CSR propagation + symmetric backward (baselines.recbole_speed), tune_malloc"}
+    what = {"old": "RecBole's COO propagation and batch code, default malloc",
+            "new": "CSR propagation + symmetric backward, tensor-indexed batches, vectorised negative sampling "
+                   "(baselines.recbole_speed), tune_malloc"}
     for key in ("old", "new"):
         bench.row(f"lightgcn_recbole_epoch_cpu_seconds_{key}", statistics.median(cpu[key]), "s",
                   f"RecBole LightGCN on ml-100k loo, CPU time per epoch (48 steps + validation), {what[key]}; wall "
@@ -66,7 +67,8 @@ def _sasrec_rows(bench: Bench, runs: dict, threads: int, batch: int) -> None:
     step = {k: [(r["user"] + r["sys"]) / r["steps"] for r in v] for k, v in runs.items()}
     setup = f"RecBole SASRec ml-100k defaults, batch {batch} x 50, {threads} thread(s)"
     for key, what in (("old", "RecBole's code, default malloc"), ("alloc", "RecBole's code, tune_malloc"),
-                      ("new", "baselines.recbole_speed + tune_malloc")):
+                      ("new", "baselines.recbole_speed (GELU kernel, fused scores, last layer at one position, "
+                              "padding skipped, dropout noise from int64 draws) + tune_malloc")):
         r = runs[key]
         bench.row(f"sasrec_step_cpu_seconds_{key}", statistics.median(step[key]), "s",
                   f"CPU time (user + system) per training step, {what}; {setup}; wall "
