@@ -203,8 +203,8 @@ class _RecBoleModel:
 
     def _speed_up(self, model: Any, train_data: Any) -> None:
         """Replace parts of RecBole's `model` and training data loader with faster code that computes the same:
-        here the batches and the negative sampler (`baselines.recbole_speed`; MF, LightGCN), in subclasses more."""
-        from baselines.recbole_speed import speed_up_loader, speed_up_sampler  # noqa: PLC0415
+        here the batches and the negative sampler (`baselines.recbole_batches`; MF, LightGCN), in subclasses more."""
+        from baselines.recbole_batches import speed_up_loader, speed_up_sampler  # noqa: PLC0415
 
         speed_up_loader(train_data)
         speed_up_sampler(getattr(train_data, "_sampler", None))

@@ -25,7 +25,7 @@ product and 38 ms in the backward pass, 4.8x PyG's CSR-based LightGCN per epoch)
 `D^-1/2 A D^-1/2` is symmetric, so its transpose is itself: it is converted to CSR once and the gradient of
 `A @ E` is `A @ grad`, one more CSR product (`speed_up_lightgcn` checks the symmetry and otherwise leaves the
 model alone). The same sums, in CSR's row order instead of COO's. The batches of MF and LightGCN are built with
-less Python (`speed_up_loader`, `speed_up_sampler`: the same rows and the same negatives from the same draws).
+less Python by `baselines.recbole_batches` (the same rows and the same negatives from the same draws).
 
 Nothing else changes: the same parameters, the same dropout calls in the same order (so the same RNG stream and
 masks), the same loss. A seeded run's learning curve therefore equals RecBole's own within float tolerance
@@ -40,7 +40,6 @@ import types
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -175,57 +174,6 @@ def speed_up_lightgcn(model: Any) -> list[str]:
         model.norm_adj_csr = adj.to_sparse_csr()
     model.forward = types.MethodType(_lightgcn_forward, model)
     return ["csr-propagation"]
-
-
-def speed_up_sampler(sampler: Any) -> list[str]:
-    """RecBole's training negative sampler (`AbstractSampler.sample_by_key_ids`) with its membership test as one
-    lookup in a boolean `[users, items]` table instead of a Python loop over a set per sample; returns what changed.
-
-    RecBole draws `sampling(n)` for every pending sample, keeps those outside the user's used items, and draws again
-    for the rest, until none is left. The draws (numpy's global RNG), their order and the kept values are the same
-    here, so the same negatives come out; only the test `v in used_ids[user]` is vectorised."""
-    used = getattr(sampler, "used_ids", None)
-    if not isinstance(used, np.ndarray) or not hasattr(sampler, "item_num"):  # a phase's sampler: sets by user
-        return []
-    table = np.zeros((len(used), sampler.item_num), dtype=bool)
-    for key, items in enumerate(used):
-        table[key, list(items)] = True
-    original = sampler.sample_by_key_ids
-
-    def sample_by_key_ids(key_ids: Any, num: int) -> torch.Tensor:
-        key_ids = np.array(key_ids)
-        if len(key_ids) == 0 or (key_ids == key_ids[0]).all():
-            return original(key_ids, num)  # RecBole's one-key branch (np.isin), left as it is
-        value_ids = np.zeros(len(key_ids) * num, dtype=np.int64)
-        keys, pending = np.tile(key_ids, num), np.arange(len(key_ids) * num)
-        while len(pending) > 0:
-            value_ids[pending] = sampler.sampling(len(pending))
-            pending = pending[table[keys[pending], value_ids[pending]]]
-        return torch.tensor(value_ids, dtype=torch.long)
-
-    sampler.sample_by_key_ids = sample_by_key_ids
-    return ["sampler"]
-
-
-def speed_up_loader(loader: Any) -> list[str]:
-    """RecBole's `TrainDataLoader.collate_fn` with the batch's rows gathered by a tensor index; returns what changed.
-
-    RecBole turns the batch's row numbers into a Python list (`Interaction.__getitem__`: `index.tolist()`) and
-    indexes every field with it, a slow path of tensor indexing (~12% of a LightGCN epoch on ml-100k); a LongTensor
-    of the same numbers gathers the same rows. The rest (join, transform, negative sampling) is RecBole's own."""
-    if type(loader).__name__ != "TrainDataLoader" or getattr(loader.collate_fn, "__func__", None) is not \
-            type(loader).collate_fn:
-        return []
-    from recbole.data.interaction import Interaction  # noqa: PLC0415
-
-    def collate_fn(index: Any) -> Any:
-        rows = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        dataset = loader._dataset
-        data = dataset.join(Interaction({k: v[rows] for k, v in dataset.inter_feat.interaction.items()}))
-        return loader._neg_sampling(loader.transform(dataset, data))
-
-    loader.collate_fn = collate_fn
-    return ["batches"]
 
 
 class _SymmetricSpMM(torch.autograd.Function):

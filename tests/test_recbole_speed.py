@@ -142,7 +142,7 @@ def test_vectorised_negative_sampler_draws_recboles_negatives():
     compat.apply()
     from recbole.sampler.sampler import Sampler  # noqa: PLC0415
 
-    from baselines.recbole_speed import speed_up_sampler  # noqa: PLC0415
+    from baselines.recbole_batches import speed_up_sampler  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     used = np.array([set(rng.choice(np.arange(1, 30), size=int(rng.integers(0, 25)), replace=False).tolist())
@@ -177,3 +177,28 @@ def test_dropout_noise_is_bernoullis_from_the_same_draws(keep, fast, monkeypatch
     reference = torch.empty(7, 3, 1001).bernoulli_(keep, generator=theirs).div_(keep)
     assert torch.equal(noise, reference) and 0 < int((noise == 0).sum()) < noise.numel()
     assert torch.equal(torch.randint(1 << 62, (4,), generator=ours), torch.randint(1 << 62, (4,), generator=theirs))
+
+
+def test_fast_batches_are_recboles_batches(tmp_path, monkeypatch, one_thread):
+    """Two epochs of a LightGCN training loader, RecBole's and `speed_up_loader`'s (from a copy with the same
+    generator state): the same rows and negatives in every batch, and the loader's generator where RecBole leaves it
+    (the base seed and both permutations torch draws per epoch)."""
+    from baselines.recbole_batches import speed_up_loader, speed_up_sampler  # noqa: PLC0415
+
+    monkeypatch.setattr(LightGCN, "_speed_up", lambda self, *args: None)
+    model = LightGCN(LightGCN.Config(epochs=1, train_batch_size=64))
+    split = _slice(40)
+    model.fit(FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path, log=lambda msg: None))
+    theirs = model._loaders[0]
+    ours = copy.deepcopy(theirs)
+    assert speed_up_loader(ours) == ["batches"] and speed_up_sampler(ours._sampler) == ["sampler"]
+    assert type(ours).__name__ == "ShuffledTrainDataLoader"
+    epochs = []
+    for loader in (theirs, ours):
+        np.random.seed(5)
+        epochs.append([[{k: v.clone() for k, v in batch.interaction.items()} for batch in loader] for _ in range(2)])
+        epochs[-1].append(torch.randint(1 << 62, (2,), generator=loader.generator))
+    (a, b) = epochs
+    assert len(a[0]) == len(b[0]) > 2 and torch.equal(a[2], b[2])
+    for batch_a, batch_b in zip(a[0] + a[1], b[0] + b[1], strict=True):
+        assert batch_a.keys() == batch_b.keys() and all(torch.equal(batch_a[k], batch_b[k]) for k in batch_a)
