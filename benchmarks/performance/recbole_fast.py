@@ -3,8 +3,9 @@
 Each measurement runs in a fresh child process (`python -m benchmarks.performance.recbole_fast '<json>'`), because
 the allocator setting (`genrec.common.malloc`) is process-wide and cannot be undone: "old" is glibc's default
 malloc and RecBole's own model and batch code, "new" is `tune_malloc()` and `baselines.recbole_speed` (SASRec: exact
-GELU kernel, fused attention scores, the last layer at the one position the loss reads; LightGCN: CSR propagation,
-tensor-indexed batches, vectorised negative sampling). Old and new run back to back, alternating, `ROUNDS`
+GELU kernel, fused attention scores, the last layer at the one position the loss reads, padding skipped, dropout
+noise from int64 draws; LightGCN: CSR propagation, and `baselines.recbole_batches`' tensor batches and vectorised
+negative sampling). Old and new run back to back, alternating, `ROUNDS`
 times; a ratio is the median of the per-round ratios, so a change in the machine's
 load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
 The speed-ups are ratios of CPU time (one thread: on an idle machine CPU time is the wall time; on a shared one the
@@ -50,8 +51,8 @@ def run(bench: Bench) -> None:
     wall = {k: [r["seconds"] / r["epochs"] for r in v] for k, v in lightgcn.items()}
     cpu = {k: [(r["user"] + r["sys"]) / r["epochs"] for r in v] for k, v in lightgcn.items()}
     what = {"old": "RecBole's COO propagation and batch code, default malloc",
-            "new": "CSR propagation + symmetric backward, tensor-indexed batches, vectorised negative sampling "
-                   "(baselines.recbole_speed), tune_malloc"}
+            "new": "CSR propagation + symmetric backward (baselines.recbole_speed), tensor batches and vectorised "
+                   "negative sampling (baselines.recbole_batches), tune_malloc"}
     for key in ("old", "new"):
         bench.row(f"lightgcn_recbole_epoch_cpu_seconds_{key}", statistics.median(cpu[key]), "s",
                   f"RecBole LightGCN on ml-100k loo, CPU time per epoch (48 steps + validation), {what[key]}; wall "
