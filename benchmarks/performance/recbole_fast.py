@@ -5,9 +5,8 @@ the allocator setting (`genrec.common.malloc`) is process-wide and cannot be und
 malloc and RecBole's own model and batch code, "new" is `tune_malloc()` and `baselines.recbole_speed` (SASRec: exact
 GELU kernel, fused attention scores, the last layer at the one position the loss reads, padding skipped, dropout
 noise from int64 draws; LightGCN: CSR propagation, and `baselines.recbole_batches`' tensor batches and vectorised
-negative sampling). Old and new run back to back, alternating, `ROUNDS`
-times; a ratio is the median of the per-round ratios, so a change in the machine's
-load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
+negative sampling). Old and new run back to back, alternating, `ROUNDS` times; a ratio is the median of the
+per-round ratios, so a change in the machine's load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
 The speed-ups are ratios of CPU time (one thread: on an idle machine CPU time is the wall time; on a shared one the
 wall time also counts the time other processes held the core, which CPU time leaves out); the wall-time ratio is in
 each note.
