@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from baselines import served
+from baselines.configs import PygLightGCNConfig
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.progress import progress
 
@@ -38,16 +38,7 @@ if TYPE_CHECKING:  # torch_geometric (seconds to import) loads when a fit starts
 class PygLightGCN:
     """LightGCN from `torch_geometric.nn.models`; nodes are users `0..U-1` then items `U..U+I-1`."""
 
-    @dataclass
-    class Config:
-        embedding_size: int = 64  # (int) embedding size of users and items
-        n_layers: int = 2  # (int) number of propagation layers (final embedding = mean over layers 0..L)
-        learning_rate: float = 0.001  # (float) Adam learning rate
-        train_batch_size: int = 2048  # (int) positive pairs per batch
-        reg_weight: float = 0.0001  # (float) PyG BPR regulariser: reg_weight * ||E0 of batch nodes||^2 / batch
-        epochs: int = 300  # (int) maximum number of training epochs
-        stopping_step: int = 10  # (int) validations without improvement before stopping (RecBole's rule)
-        eval_step: int = 1  # (int) validate every `eval_step` epochs
+    Config = PygLightGCNConfig
 
     def __init__(self, config: Config):
         self.config = config

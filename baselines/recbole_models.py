@@ -27,9 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +36,7 @@ import torch
 
 from baselines import recbole_compat as compat
 from baselines import served
+from baselines.configs import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.progress import progress
 from genrec.common.util import atomic_write_text
@@ -44,19 +44,6 @@ from genrec.data.splits import PARTS, Split
 
 RECBOLE_METRICS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR", "hit": "Hit", "precision": "Precision"}
 _UNIFORM_NEG = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
-
-
-@dataclass
-class TrainConfig:
-    """Training settings shared by the RecBole models (defaults: recbole/properties/overall.yaml)."""
-
-    learning_rate: float = 0.001  # (float) Adam learning rate
-    train_batch_size: int = 2048  # (int) training batch size
-    epochs: int = 300  # (int) maximum number of training epochs
-    stopping_step: int = 10  # (int) validations without improvement of the valid metric before stopping
-    eval_step: int = 1  # (int) validate every `eval_step` epochs
-    weight_decay: float = 0.0  # (float) Adam weight decay (L2 penalty)
-    eval_batch_size: int = 4096  # (int) evaluation batch size (general models: users x items per batch)
 
 
 def write_benchmark(split: Split, folder: Path, name: str) -> list[int]:
@@ -153,7 +140,7 @@ class _RecBoleModel:
             self._check_counts(loaders, counts, name)
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
-            self._speed_up(model)
+            self._speed_up(model, loaders[0])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
             self._model, self._dataset = model, dataset
             self._build_maps(ctx.split, dataset)
@@ -217,8 +204,13 @@ class _RecBoleModel:
     def _extra_info(self) -> dict:
         return {}
 
-    def _speed_up(self, model: Any) -> None:
-        """Replace parts of RecBole's `model` with faster code that computes the same (subclasses; default none)."""
+    def _speed_up(self, model: Any, train_data: Any) -> None:
+        """Replace parts of RecBole's `model` and training data loader with faster code that computes the same:
+        here the batches and the negative sampler (`baselines.recbole_batches`; MF, LightGCN), in subclasses more."""
+        from baselines.recbole_batches import speed_up_loader, speed_up_sampler  # noqa: PLC0415
+
+        speed_up_loader(train_data)
+        speed_up_sampler(getattr(train_data, "_sampler", None))
 
     # --- inference --------------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -281,9 +273,7 @@ class MF(_RecBoleModel):
 
     recbole_model = "BPR"
 
-    @dataclass
-    class Config(TrainConfig):
-        embedding_size: int = 64  # (int) embedding size of users and items (BPR.yaml)
+    Config = MFConfig
 
     def item_embeddings(self) -> np.ndarray:
         """The trained item table `[n_items, d]`, row = our item id (zeros for items absent from every file)."""
@@ -299,17 +289,14 @@ class LightGCN(_RecBoleModel):
 
     recbole_model = "LightGCN"
 
-    @dataclass
-    class Config(TrainConfig):
-        embedding_size: int = 64  # (int) embedding size of users and items (LightGCN.yaml)
-        n_layers: int = 2  # (int) number of propagation layers
-        reg_weight: float = 1e-05  # (float) weight of the L2 regulariser on the batch's ego embeddings
-        require_pow: bool = False  # (bool) square the embedding norms in the regulariser (overall.yaml)
+    Config = LightGCNConfig
 
-    def _speed_up(self, model: Any) -> None:
-        """CSR propagation with a symmetric backward (`baselines.recbole_speed`; the same sums, 3-4x faster)."""
+    def _speed_up(self, model: Any, train_data: Any) -> None:
+        """CSR propagation with a symmetric backward (`baselines.recbole_speed`; the same sums, 3-4x faster), and
+        the shared negative sampler's."""
         from baselines.recbole_speed import speed_up_lightgcn  # noqa: PLC0415
 
+        super()._speed_up(model, train_data)
         speed_up_lightgcn(model)
 
     @torch.no_grad()
@@ -330,27 +317,7 @@ class SASRec(_RecBoleModel):
     recbole_model = "SASRec"
     sequential = True
 
-    @dataclass
-    class Config(TrainConfig):
-        n_layers: int = 2  # (int) number of transformer layers (SASRec.yaml)
-        n_heads: int = 2  # (int) number of attention heads
-        hidden_size: int = 64  # (int) hidden size = item embedding size
-        inner_size: int = 256  # (int) inner size of the feed-forward layer
-        hidden_dropout_prob: float = 0.5  # (float) dropout probability of hidden states
-        attn_dropout_prob: float = 0.5  # (float) dropout probability of attention scores
-        hidden_act: Literal["gelu", "relu", "swish", "tanh", "sigmoid"] = "gelu"  # (str) feed-forward activation
-        layer_norm_eps: float = 1e-12  # (float) epsilon of layer normalisation
-        initializer_range: float = 0.02  # (float) std of the normal weight initialisation
-        loss_type: Literal["CE", "BPR"] = "CE"  # (str) CE over all items, or BPR with one uniform negative
-        max_item_list_length: int = 50  # (int) longest history fed to the model (MAX_ITEM_LIST_LENGTH)
-        history_with_valid: bool = True  # (bool) at test time, add validation items to the history when the
-        # protocol excludes them from the ranking (RecBole's leave-one-out does); else training items only
-
-        def __post_init__(self) -> None:
-            """RecBole's attention splits `hidden_size` over the heads; refused here, before any data is loaded."""
-            if self.hidden_size % self.n_heads:
-                raise ConfigError(f"sasrec: hidden_size {self.hidden_size} is not a multiple of n_heads "
-                                  f"{self.n_heads} (each attention head gets hidden_size / n_heads dimensions)")
+    Config = SASRecConfig
 
     def __init__(self, config: Any):
         super().__init__(config)
@@ -389,8 +356,9 @@ class SASRec(_RecBoleModel):
                          "test": _pad(test_seqs, split.n_users, max_len)}
         return [len(r) - self._skipped[p] for p, r in rows.items()]
 
-    def _speed_up(self, model: Any) -> None:
-        """One-kernel exact GELU and fused attention scores (`baselines.recbole_speed`; same function, same RNG)."""
+    def _speed_up(self, model: Any, train_data: Any) -> None:
+        """One-kernel exact GELU, fused attention scores and a last layer computed at the one position the loss
+        reads (`baselines.recbole_speed`; same function, same RNG). CE over all items samples no negatives."""
         from baselines.recbole_speed import speed_up_sasrec  # noqa: PLC0415
 
         speed_up_sasrec(model)

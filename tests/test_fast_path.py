@@ -23,7 +23,7 @@ from genrec.common.config import hash_view
 from genrec.data.dataset import from_frame
 from genrec.data.splits import make_split
 from genrec.evaluation.context import EvalConfig, FitContext
-from zoo.colarec import fast, train
+from zoo.colarec import fast, precision, train
 from zoo.colarec.model import ColaRec
 from zoo.colarec.network import ColaRecNet
 
@@ -208,32 +208,37 @@ def test_the_fast_training_step_creates_no_tensor_off_its_inputs_device():
 
 
 def test_bf16_null_follows_the_probe_on_avx512_bf16_cpus_without_amx(monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    monkeypatch.setattr(train, "bf16_probe", lambda: {"bf16_faster": False})
-    assert ColaRec.Config().bf16 is False and train.resolve_bf16("cpu") is False
-    monkeypatch.setattr(train, "bf16_probe", lambda: {"bf16_faster": True})
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "bf16_probe", lambda: {"bf16_faster": False})
+    assert ColaRec.Config().bf16 is False and precision.resolve_bf16("cpu") is False
+    monkeypatch.setattr(precision, "bf16_probe", lambda: {"bf16_faster": True})
     assert ColaRec.Config().bf16 is True and ColaRec.Config(preset="tiny").bf16 is False
 
 
-def test_bf16_probe_measures_once_per_process_and_writes_nothing(monkeypatch, tmp_path):
+def test_bf16_probe_measures_once_per_machine_into_the_cache_folder(monkeypatch, tmp_path):
+    """The probe is timed once and kept in `GENREC_CACHE` (only there): a later process reads it without torch,
+    so planning needs no torch and two drivers never resolve `bf16: null` differently."""
     monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
-    train.bf16_probe.cache_clear()
-    first = train.bf16_probe()
-    assert first["bf16_faster"] == (first["speedup"] >= train.BF16_PROBE_MIN_GAIN) and first["fp32_s"] > 0
+    precision.bf16_probe.cache_clear()
+    first = precision.bf16_probe()
+    assert first["bf16_faster"] == (first["speedup"] >= precision.BF16_PROBE_MIN_GAIN) and first["fp32_s"] > 0
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.json")] == [precision.probe_path().relative_to(tmp_path)]
     monkeypatch.setattr(torch, "randn", lambda *a, **k: (_ for _ in ()).throw(AssertionError("measured again")))
-    assert train.bf16_probe() is first and not list(tmp_path.iterdir())
+    assert precision.bf16_probe() is first
+    precision.bf16_probe.cache_clear()  # a new process: reads the file
+    assert precision.bf16_probe() == first
     monkeypatch.undo()
-    train.bf16_probe.cache_clear()
+    precision.bf16_probe.cache_clear()
 
 
 def test_bf16_null_resolves_when_the_config_is_built_and_changes_the_hash(monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
     assert ColaRec.Config().bf16 is True and ColaRec.Config(preset="tiny").bf16 is False
     assert ColaRec.Config(bf16=False).bf16 is False
     on = hash_view(ColaRec.Config())
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)  # AVX2 only: fp32 without measuring
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # AVX2 only: fp32 without measuring
     off = hash_view(ColaRec.Config())
     assert on["bf16"] is True and off["bf16"] is False and on != off
     assert train.precision(ColaRec.Config()) == "fp32" and train.precision(ColaRec.Config(bf16=True)) == "bf16"

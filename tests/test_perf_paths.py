@@ -179,11 +179,11 @@ def test_a_full_run_without_gpu_keeps_the_gpu_rows(monkeypatch, tmp_path):
 
 def test_no_emulated_bf16_is_timed_on_a_cpu_without_native_bf16(monkeypatch):
     """`matmul` records why the bf16 peak is absent instead of timing emulation; `speed` builds no bf16 model."""
-    import zoo.colarec.train as colarec_train
+    import zoo.colarec.precision as colarec_precision
     from benchmarks.performance import matmul, speed
     from benchmarks.performance.report import Bench
 
-    monkeypatch.setattr(colarec_train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(colarec_precision, "cpu_has_native_bf16", lambda: False)
     built = []
     monkeypatch.setattr(speed, "colarec_ml100k", lambda preset, **kw: built.append(kw["bf16"]) or (None, None))
     monkeypatch.setattr(speed, "train_batches", lambda model, n: [])

@@ -54,7 +54,7 @@ def test_fast_sasrec_loss_and_gradients_equal_recboles_in_training_mode():
     """Training mode with dropout on: equal outputs also show the dropout masks (the RNG stream) are the same."""
     model = _recbole_sasrec()
     fast_model = copy.deepcopy(model)
-    assert speed_up_sasrec(fast_model) == ["attention", "gelu"]
+    assert speed_up_sasrec(fast_model) == ["attention", "dropout", "gelu", "last-position"]
     g = torch.Generator().manual_seed(1)
     lens = torch.randint(1, 8, (32,), generator=g)
     seq = torch.randint(1, 40, (32, 7), generator=g) * (torch.arange(7)[None] < lens[:, None])
@@ -97,7 +97,7 @@ def test_seeded_curve_equals_recboles_own_code(name, tmp_path, monkeypatch, one_
     curves = []
     for fast in (False, True):
         if not fast:
-            monkeypatch.setattr(cls, "_speed_up", lambda self, model: None)
+            monkeypatch.setattr(cls, "_speed_up", lambda self, *args: None)
         else:
             monkeypatch.undo()
         ctx = FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path / str(fast),
@@ -132,5 +132,73 @@ def test_other_activations_are_left_alone():
     model = _recbole_sasrec()
     for layer in model.trm_encoder.layer:
         layer.feed_forward.intermediate_act_fn = torch.relu
-    assert speed_up_sasrec(model) == ["attention"]
+    assert speed_up_sasrec(model) == ["attention", "dropout", "last-position"]
     assert model.trm_encoder.layer[0].feed_forward.intermediate_act_fn is torch.relu
+
+
+def test_vectorised_negative_sampler_draws_recboles_negatives():
+    """Same seed, same negatives (and the same RNG state after): only RecBole's per-sample `v in used` loop is
+    replaced. Users hold most items, so many draws are rejected and redrawn over several rounds."""
+    compat.apply()
+    from recbole.sampler.sampler import Sampler  # noqa: PLC0415
+
+    from baselines.recbole_batches import speed_up_sampler  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    used = np.array([set(rng.choice(np.arange(1, 30), size=int(rng.integers(0, 25)), replace=False).tolist())
+                     for _ in range(12)], dtype=object)
+    samplers = []
+    for _ in range(2):
+        sampler = Sampler.__new__(Sampler)
+        sampler.used_ids, sampler.item_num, sampler.distribution = used, 30, "uniform"
+        samplers.append(sampler)
+    assert speed_up_sampler(samplers[1]) == ["sampler"]
+    users = rng.integers(0, 12, size=500)
+    out = []
+    for sampler in samplers:
+        np.random.seed(3)
+        out.append((sampler.sample_by_key_ids(users, 2), np.random.randint(1 << 30)))
+    assert torch.equal(out[0][0], out[1][0]) and out[0][1] == out[1][1]
+    assert not any(int(v) in used[u] for u, v in zip(np.tile(users, 2), out[1][0], strict=True))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.3, 0.75])
+@pytest.mark.parametrize("fast", [True, False])
+def test_dropout_noise_is_bernoullis_from_the_same_draws(keep, fast, monkeypatch):
+    """`keep_noise` gives `bernoulli_(keep).div_(keep)` exactly and leaves the generator where `bernoulli_` does
+    (`fast`: from int64 draws, as on this build; else the `bernoulli_` fallback a build that draws differently
+    gets), for a multi-dimensional shape whose size is not a multiple of anything convenient."""
+    from baselines import dropout_noise  # noqa: PLC0415
+
+    if not fast:
+        monkeypatch.setattr(dropout_noise, "same_draws", lambda: False)
+    ours, theirs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    noise = dropout_noise.keep_noise((7, 3, 1001), keep, torch.float32, ours)
+    reference = torch.empty(7, 3, 1001).bernoulli_(keep, generator=theirs).div_(keep)
+    assert torch.equal(noise, reference) and 0 < int((noise == 0).sum()) < noise.numel()
+    assert torch.equal(torch.randint(1 << 62, (4,), generator=ours), torch.randint(1 << 62, (4,), generator=theirs))
+
+
+def test_fast_batches_are_recboles_batches(tmp_path, monkeypatch, one_thread):
+    """Two epochs of a LightGCN training loader, RecBole's and `speed_up_loader`'s (from a copy with the same
+    generator state): the same rows and negatives in every batch, and the loader's generator where RecBole leaves it
+    (the base seed and both permutations torch draws per epoch)."""
+    from baselines.recbole_batches import speed_up_loader, speed_up_sampler  # noqa: PLC0415
+
+    monkeypatch.setattr(LightGCN, "_speed_up", lambda self, *args: None)
+    model = LightGCN(LightGCN.Config(epochs=1, train_batch_size=64))
+    split = _slice(40)
+    model.fit(FitContext(split.dataset, split, 0, EvalConfig(exclude_valid=True), tmp_path, log=lambda msg: None))
+    theirs = model._loaders[0]
+    ours = copy.deepcopy(theirs)
+    assert speed_up_loader(ours) == ["batches"] and speed_up_sampler(ours._sampler) == ["sampler"]
+    assert type(ours).__name__ == "ShuffledTrainDataLoader"
+    epochs = []
+    for loader in (theirs, ours):
+        np.random.seed(5)
+        epochs.append([[{k: v.clone() for k, v in batch.interaction.items()} for batch in loader] for _ in range(2)])
+        epochs[-1].append(torch.randint(1 << 62, (2,), generator=loader.generator))
+    (a, b) = epochs
+    assert len(a[0]) == len(b[0]) > 2 and torch.equal(a[2], b[2])
+    for batch_a, batch_b in zip(a[0] + a[1], b[0] + b[1], strict=True):
+        assert batch_a.keys() == batch_b.keys() and all(torch.equal(batch_a[k], batch_b[k]) for k in batch_a)

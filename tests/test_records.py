@@ -205,10 +205,10 @@ def test_a_record_made_in_the_other_precision_counts_when_the_machine_chose_it(m
     every committed ColaRec/TIGER table; an explicit `bf16` accepts its own hash only; with records in both
     precisions the table takes the newest, whichever CPU renders it."""
     from genrec.experiments.runner import status
-    from zoo.colarec import train
+    from zoo.colarec import precision
 
     def spec_on(bf16: bool, **kw):
-        monkeypatch.setattr(train, "resolve_bf16", lambda device: bf16)
+        monkeypatch.setattr(precision, "resolve_bf16", lambda device: bf16)
         return plan(load_suite("main"), models=[model], splits=["loo"], **kw)[0]
 
     amx, avx2 = spec_on(True), spec_on(False)

@@ -32,3 +32,19 @@ def test_cli_answers_without_heavy_imports(script, args, heavy):
     code = PROBE.format(script=script, args=args, heavy=heavy)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_plan_imports_no_model_torch_or_recbole():
+    """`--dry-run` builds every config of the suite (from `genrec.common.registry.MODEL_CONFIGS`, not the models)
+    and prints each run's config hash, which for ColaRec/TIGER includes the machine's bf16 choice: read from this
+    machine's probe file (`zoo.colarec.precision`), here written beforehand as a later process would find it."""
+    import json
+
+    from zoo.colarec import precision
+
+    precision.probe_path().write_text(json.dumps({"bf16_faster": True}))
+    heavy = ("torch", "torch_geometric", "recbole", "zoo.colarec.model", "baselines.recbole_models")
+    code = PROBE.format(script="benchmarks/run.py", args=["--suite", "main", "--dry-run"], heavy=heavy)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]" and sum(" todo  colarec--" in line for line in lines) >= 2

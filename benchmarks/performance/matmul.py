@@ -21,7 +21,7 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
 
 
 def run(bench: Bench) -> None:
-    from zoo.colarec.train import cpu_has_native_bf16
+    from zoo.colarec.precision import cpu_has_native_bf16
 
     native_bf16 = cpu_has_native_bf16()
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):

@@ -2,9 +2,11 @@
 
 Each measurement runs in a fresh child process (`python -m benchmarks.performance.recbole_fast '<json>'`), because
 the allocator setting (`genrec.common.malloc`) is process-wide and cannot be undone: "old" is glibc's default
-malloc and RecBole's own model code, "new" is `tune_malloc()` and `baselines.recbole_speed`. Old and new run back
-to back, alternating, `ROUNDS` times; a ratio is the median of the per-round ratios, so a change in the machine's
-load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
+malloc and RecBole's own model and batch code, "new" is `tune_malloc()` and `baselines.recbole_speed` (SASRec: exact
+GELU kernel, fused attention scores, the last layer at the one position the loss reads, padding skipped, dropout
+noise from int64 draws; LightGCN: CSR propagation, and `baselines.recbole_batches`' tensor batches and vectorised
+negative sampling). Old and new run back to back, alternating, `ROUNDS` times; a ratio is the median of the
+per-round ratios, so a change in the machine's load between rounds cancels. CPU time (user + system) and minor page faults come from `getrusage` of the child.
 The speed-ups are ratios of CPU time (one thread: on an idle machine CPU time is the wall time; on a shared one the
 wall time also counts the time other processes held the core, which CPU time leaves out); the wall-time ratio is in
 each note.
@@ -47,8 +49,9 @@ def run(bench: Bench) -> None:
     lightgcn = _alternate(rounds, {**base, "model": "lightgcn"}, ("old", "new"))
     wall = {k: [r["seconds"] / r["epochs"] for r in v] for k, v in lightgcn.items()}
     cpu = {k: [(r["user"] + r["sys"]) / r["epochs"] for r in v] for k, v in lightgcn.items()}
-    what = {"old": "RecBole's COO propagation, default malloc",
-            "new": "CSR propagation + symmetric backward (baselines.recbole_speed), tune_malloc"}
+    what = {"old": "RecBole's COO propagation and batch code, default malloc",
+            "new": "CSR propagation + symmetric backward (baselines.recbole_speed), tensor batches and vectorised "
+                   "negative sampling (baselines.recbole_batches), tune_malloc"}
     for key in ("old", "new"):
         bench.row(f"lightgcn_recbole_epoch_cpu_seconds_{key}", statistics.median(cpu[key]), "s",
                   f"RecBole LightGCN on ml-100k loo, CPU time per epoch (48 steps + validation), {what[key]}; wall "
@@ -64,7 +67,8 @@ def _sasrec_rows(bench: Bench, runs: dict, threads: int, batch: int) -> None:
     step = {k: [(r["user"] + r["sys"]) / r["steps"] for r in v] for k, v in runs.items()}
     setup = f"RecBole SASRec ml-100k defaults, batch {batch} x 50, {threads} thread(s)"
     for key, what in (("old", "RecBole's code, default malloc"), ("alloc", "RecBole's code, tune_malloc"),
-                      ("new", "baselines.recbole_speed + tune_malloc")):
+                      ("new", "baselines.recbole_speed (GELU kernel, fused scores, last layer at one position, "
+                              "padding skipped, dropout noise from int64 draws) + tune_malloc")):
         r = runs[key]
         bench.row(f"sasrec_step_cpu_seconds_{key}", statistics.median(step[key]), "s",
                   f"CPU time (user + system) per training step, {what}; {setup}; wall "
@@ -169,7 +173,7 @@ def _lightgcn_fit(spec: dict, fast: bool) -> dict:
     from genrec.evaluation.context import FitContext
 
     if not fast:
-        LightGCN._speed_up = lambda self, model: None
+        LightGCN._speed_up = lambda self, *args: None
     start = {}
     recorder_init = recbole_models._CurveRecorder.__init__
 

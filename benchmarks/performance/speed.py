@@ -15,7 +15,7 @@ side, what `bf16: null` resolves to here, and the share of a `cpu`-preset fit sp
    neither built nor timed (torch would emulate bf16, tens of times slower, and `bf16: null` never picks it
    there): its rows are absent and a printed line says why.
 2. `colarec_bf16_null_resolves_to`: 1 when `bf16: null` on `device: cpu` means bf16 autocast on this machine, 0
-   when fp32 (`zoo.colarec.train.resolve_bf16`: AMX -> bf16, AVX512-BF16 without AMX -> the cached `bf16_probe`
+   when fp32 (`zoo.colarec.precision.resolve_bf16`: AMX -> bf16, AVX512-BF16 without AMX -> the cached `bf16_probe`
    measurement, else fp32); the run records it as
    `fit_info.precision`.
 3. `colarec_cpu_valid_share`: validation time / (validation + training time) per validation interval of a `cpu`
@@ -53,7 +53,7 @@ def side_by_side(preset: str, plan: dict, device: str = "cpu", skip_emulated_bf1
     step of each round, variant -> its trained model, the batches). With `skip_emulated_bf16`, a CPU without
     native bf16 (AMX / AVX512-BF16) leaves `fast_bf16` out: torch would emulate it, tens of times slower than fp32,
     a precision `bf16: null` never picks there."""
-    from zoo.colarec.train import cpu_has_native_bf16
+    from zoo.colarec.precision import cpu_has_native_bf16
 
     skip = skip_emulated_bf16 and device == "cpu" and not cpu_has_native_bf16()
     models = {name: colarec_ml100k(preset, kernels=k, bf16=bf16, device=device, **overrides)[0]
@@ -102,7 +102,7 @@ def speed_rows(bench: Bench, prefix: str, preset: str, per_step: dict, models: d
 
 
 def run(bench: Bench) -> None:
-    from zoo.colarec.train import cpu_has_amx, cpu_has_native_bf16, resolve_bf16
+    from zoo.colarec.precision import cpu_has_amx, cpu_has_native_bf16, resolve_bf16
 
     # 1. eager fp32 / fast fp32 / fast bf16, side by side, per preset
     rates, kept, per_steps = {}, {}, {}
@@ -120,7 +120,7 @@ def run(bench: Bench) -> None:
     cpu = rates["cpu"]
     bench.row("colarec_bf16_null_resolves_to", int(null_bf16), "0=fp32, 1=bf16",
               f"`bf16: null` on device cpu resolves to {'bf16 autocast' if null_bf16 else 'fp32'} here (rule: AMX -> "
-              f"bf16, AVX512-BF16 without AMX -> measured (zoo.colarec.train.bf16_probe), else fp32; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
+              f"bf16, AVX512-BF16 without AMX -> measured (zoo.colarec.precision.bf16_probe), else fp32; amx_bf16 {'present' if cpu_has_amx() else 'absent'}, native bf16 "
               f"(AMX or AVX512-BF16) {'present' if cpu_has_native_bf16() else 'absent'}); recorded per run as "
               f"fit_info.precision. Measured here, cpu preset: "
               + (f"fast bf16 trains {round_ratio(per_steps['cpu'], 'fast_fp32', 'fast_bf16')[0]:.2f}x as fast as "

@@ -2,8 +2,9 @@
 
 Each command runs `REPEAT` times in a fresh process (`subprocess`, wall time, median), with the importing of torch
 alone (`python -c "import torch"`) timed in the same rounds: `--help` and `--list` used to pay for it (and more:
-the evaluator, pandas, torch_geometric); a plan (`--dry-run`) still does, because the model registry imports each
-model's module for its config class.
+the evaluator, pandas, torch_geometric), and so did a plan (`--dry-run`), which imported every model's module for
+its config class and timed the bf16 probe; it now builds the configs from `genrec.common.registry.MODEL_CONFIGS`
+and reads the machine's probe file (`zoo.colarec.precision`), so it loads pandas and the data but no torch.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ supported format without registering it.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from collections.abc import Callable
 from functools import partial
@@ -28,6 +29,20 @@ MODELS: dict[str, str] = {
     "lightgcn-pyg": "baselines.pyg_lightgcn:PygLightGCN",
     "colarec": "zoo.colarec.model:ColaRec",
     "tiger": "zoo.tiger.model:Tiger",
+}
+
+# Each model class's config class (`<model class>.Config` is the same class), by the model's "module:attr", in
+# modules that import neither torch nor the model: planning a suite (`run.py --dry-run`) builds every config and so
+# loads only these. A model without an entry (a plug-in, a test's stub) is imported for its `.Config`.
+MODEL_CONFIGS: dict[str, str] = {
+    "baselines.simple:Pop": "baselines.simple:Pop.Config",
+    "baselines.simple:Random": "baselines.simple:Random.Config",
+    "baselines.recbole_models:MF": "baselines.configs:MFConfig",
+    "baselines.recbole_models:LightGCN": "baselines.configs:LightGCNConfig",
+    "baselines.recbole_models:SASRec": "baselines.configs:SASRecConfig",
+    "baselines.pyg_lightgcn:PygLightGCN": "baselines.configs:PygLightGCNConfig",
+    "zoo.colarec.model:ColaRec": "zoo.colarec.config:ColaRecConfig",
+    "zoo.tiger.model:Tiger": "zoo.tiger.config:TigerConfig",
 }
 
 # Models that generate item identifiers (generative recommenders); every other model is a baseline (the headline
@@ -57,14 +72,23 @@ def unknown_name(kind: str, name: str, known: dict | list) -> ConfigError:
 
 
 def _import(target: str) -> Any:
+    """The object `module:attr` names (`attr` may be dotted: `Pop.Config`)."""
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return functools.reduce(getattr, attr.split("."), importlib.import_module(module))
 
 
 def model_class(name: str) -> type:
     if name not in MODELS:
         raise unknown_name("model", name, MODELS)
     return _import(MODELS[name])
+
+
+def model_config(name: str) -> type:
+    """The config dataclass of model `name`, imported without the model where `MODEL_CONFIGS` names it."""
+    if name not in MODELS:
+        raise unknown_name("model", name, MODELS)
+    target = MODEL_CONFIGS.get(MODELS[name])
+    return _import(target) if target else model_class(name).Config
 
 
 def dataset_loader(spec: str) -> Callable[[], Any]:

@@ -6,6 +6,7 @@ share one preprocessing path. Errors name the file and what was expected.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -24,11 +25,10 @@ _ATOMIC_TYPES = {"token", "token_seq", "float", "float_seq"}
 
 def recbole_example_dir(name: str = "ml-100k") -> Path:
     """The folder of a dataset bundled inside the installed `recbole` package (no download)."""
-    try:
-        import recbole  # noqa: PLC0415  (only its files are used; no RecBole code runs)
-    except ImportError as e:  # pragma: no cover - recbole is a hard dependency
-        raise DataError("the 'recbole' package is not installed: run `make install`") from e
-    path = Path(recbole.__file__).parent / "dataset_example" / name
+    spec = importlib.util.find_spec("recbole")  # located, not imported: `import recbole` loads torch (seconds)
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - recbole is a hard dependency
+        raise DataError("the 'recbole' package is not installed: run `make install`")
+    path = Path(spec.submodule_search_locations[0]) / "dataset_example" / name
     if not path.is_dir():
         raise DataError(f"{path}: RecBole's bundled '{name}' folder is missing from this install")
     return path

@@ -23,7 +23,7 @@ from pathlib import Path
 from genrec.common.config import filled
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import cache_dir
-from genrec.common.registry import model_class
+from genrec.common.registry import MODEL_CONFIGS, MODELS, model_class
 from genrec.data.cache import cached_dataset, cached_split
 from genrec.data.dataset import Dataset
 from genrec.data.splits import Split
@@ -75,7 +75,7 @@ def check_model_data(model: str, config: object, ds: Dataset) -> None:
     """Item text for models and GID variants that read it; valid official GIDs when those are asked for."""
     cfg = filled(config)
     variant = getattr(cfg, "gid_variant", None)
-    reads_text = getattr(model_class(model), "needs_item_text", False) or variant in TEXT_GID_VARIANTS
+    reads_text = needs_item_text(model, config) or variant in TEXT_GID_VARIANTS
     if reads_text and not any(t.strip() for t in ds.item_text):
         why = f"GID variant '{variant}'" if variant in TEXT_GID_VARIANTS else "its input"
         raise DataError(f"{ds.name}: no item has text (0 of {ds.n_items} items); {model} reads item text "
@@ -84,6 +84,14 @@ def check_model_data(model: str, config: object, ds: Dataset) -> None:
         from zoo.genid.gid import check_official  # noqa: PLC0415
 
         check_official(ds, cfg.K, cfg.gid_length)
+
+
+def needs_item_text(model: str, config: object) -> bool:
+    """`needs_item_text` of the model's config class (ColaRec's), else of a plug-in model's class; a registered
+    model is not imported for it (a plan imports no model: `genrec.common.registry.MODEL_CONFIGS`)."""
+    if getattr(config, "needs_item_text", False):
+        return True
+    return MODELS[model] not in MODEL_CONFIGS and getattr(model_class(model), "needs_item_text", False)
 
 
 def check_paths(model: str, config: object, ds: Dataset) -> None:

@@ -28,7 +28,7 @@ from genrec.common.config import (
 )
 from genrec.common.errors import ConfigError, DataError
 from genrec.common.paths import CONFIGS, ROOT, show
-from genrec.common.registry import load_dataset, model_class, unknown_name
+from genrec.common.registry import load_dataset, model_config, unknown_name
 from genrec.evaluation.context import EvalConfig
 from genrec.experiments.tuned import has_search_space, tuned_layer, tuned_source
 
@@ -92,7 +92,7 @@ class RunSpec:
     @property
     def config_hashes(self) -> tuple[str, ...]:
         """The hashes whose records count as this run: its own first, then, when `bf16: null` let the machine
-        choose the precision (`train.resolve_bf16`: bf16 on an AMX CPU or a GPU, fp32 on an AVX2-only CPU), the
+        choose the precision (`zoo.colarec.precision.resolve_bf16`: bf16 on an AMX CPU or a GPU, fp32 on an AVX2-only CPU), the
         same config in the other precision. The chosen precision is written into the config, so without this a
         record made on a CPU of the other kind would be "todo" here and every committed table it backs would be
         refused as losing its cells. The record keeps its precision (`fit_info.precision`, the leaderboard's
@@ -123,7 +123,7 @@ def split_cli_overrides(overrides: dict[str, Any], models: list[str]) -> tuple[d
     """Route `key=value` overrides: `eval.k` -> eval; `model.k` -> that model; bare `k` -> every model having it."""
     eval_over: dict[str, Any] = {}
     per_model: dict[str, dict] = {m: {} for m in models}
-    fields = {m: {f.name for f in dataclasses.fields(model_class(m).Config)} for m in models}
+    fields = {m: {f.name for f in dataclasses.fields(model_config(m))} for m in models}
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
         if dot and head == "eval":
@@ -175,7 +175,7 @@ def plan(suite: SuiteConfig, profile: str = "quick", datasets: list[str] | None 
                                               f"suite {suite.name} profile {profile}"))
     models = models or suite.models
     for m in models:
-        model_class(m)
+        model_config(m)
     overrides = dict(overrides or {})
     cli_tuned = overrides.pop("tuned", None)
     if cli_tuned is not None and not isinstance(cli_tuned, bool):
@@ -237,8 +237,8 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
     split_models = (prof.get("split_models") or {}).get(split) or {}
     layers = [*model_layers(m, ds), (prof.get("models") or {}).get(m, {}), split_models.get("*", {}),
               split_models.get(m, {}), tuned, var_over]
-    base_cfg = build(model_class(m).Config, *layers, where=f"{m} {where}")
-    cfg = build(model_class(m).Config, *layers, cli.per_model[m], where=f"{m} {where}")
+    base_cfg = build(model_config(m), *layers, where=f"{m} {where}")
+    cfg = build(model_config(m), *layers, cli.per_model[m], where=f"{m} {where}")
     changed = {k: getattr(cfg, k) for k in cli.per_model[m] if getattr(cfg, k) != getattr(base_cfg, k)}
     changed |= {f"eval.{k}": getattr(var_eval, k) for k in cli.eval_over
                 if getattr(var_eval, k) != getattr(base_eval, k)}

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from genrec.common.config import build, load_yaml, unknown_key_message
 from genrec.common.errors import ConfigError
 from genrec.common.paths import CONFIGS, ROOT, reference_dir, show, store, store_dir
-from genrec.common.registry import model_class
+from genrec.common.registry import model_config
 
 SEARCH_DIR = CONFIGS / "search"
 
@@ -79,7 +79,7 @@ def has_search_space(model: str) -> bool:
 
 
 def parse_space(raw: dict, model: str, where: str) -> dict[str, ParamSpec]:
-    cfg_cls = model_class(model).Config
+    cfg_cls = model_config(model)
     fields = [f.name for f in dataclasses.fields(cfg_cls) if f.init]
     space = {}
     for key, entry in raw.items():
@@ -129,12 +129,12 @@ def tuned_layer(model: str, dataset: str, split: str) -> dict:
     path = tuned_source(model, dataset, split)
     if path is not None:
         layer = load_yaml(path)
-        fields = [f.name for f in dataclasses.fields(model_class(model).Config)]
+        fields = [f.name for f in dataclasses.fields(model_config(model))]
         for key in layer:
             if key not in fields:
                 raise ConfigError(unknown_key_message(key, fields, f"{path} (fields of {model}.Config)"))
         return layer
-    has_fields = bool(dataclasses.fields(model_class(model).Config))
+    has_fields = bool(dataclasses.fields(model_config(model)))
     if not has_fields or (search_path(model).is_file() and not load_space(model)):
         return {}
     raise ConfigError(f"tuned: true, but {show(tuned_path(model, dataset, split))} does not exist; run: "

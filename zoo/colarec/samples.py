@@ -20,10 +20,7 @@ import numpy as np
 import torch
 
 from genrec.data.splits import Split
-
-# seq_type -> (max_item_num, max_token_num, max_infor_len, sample_item_num), as `DataProcessConfig.updata_for_type`
-SEQ_TYPES = {"long": (40, 500, 50, 30), "mlshort": (40, 256, 30, 20), "micshort": (20, 256, 35, 15),
-             "short": (20, 256, 30, 10)}
+from zoo.colarec.config import SEQ_TYPES  # noqa: F401 (re-exported)
 
 
 @dataclass
