@@ -37,7 +37,10 @@ study's best config (suite `tuning`); it trains nothing unless `--retrain` (then
 that has no current record, with progress); it refuses to replace a table with one that has fewer values unless
 `--force`. Trial 0 is the default config itself (the searched keys at their config/preset values; skipped when
 the study has it; `--no-baseline` turns it off), so the study ranks the default under the same machine, precision
-and budget as its sampled trials and the tuned config is never worse than the default on validation.
+and budget as its sampled trials. After the trials the default and the two best trials are fitted again on seeds
+1 and 2 (validation only; `--no-confirm` skips it) and the best mean over the three seeds is exported, the default
+on ties: a single seed cannot tell a better config from a luckier draw, and the suite's tuned rows run those
+seeds, so the tuned config is never worse than the default on their mean validation value.
 """
 
 from __future__ import annotations
@@ -65,8 +68,16 @@ from genrec.experiments.tuning import (  # noqa: E402
     studies_dir,
     tune,
 )
+from genrec.experiments.tuning.confirm import confirm  # noqa: E402
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
-from genrec.experiments.tuning.selection import complete, hit_limit, versus_default, winner  # noqa: E402
+from genrec.experiments.tuning.selection import (  # noqa: E402
+    chosen,
+    complete,
+    hit_limit,
+    mean_valid,
+    versus_default,
+    winner,
+)
 from genrec.experiments.tuning.storage import check_given_storage  # noqa: E402
 from genrec.experiments.tuning.study import check_job  # noqa: E402
 
@@ -89,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True, help="run the default config "
                    "(the searched keys at their config/preset values) as trial 0, unless the study has it already "
                    "(default: on)")
+    p.add_argument("--confirm", action=argparse.BooleanOptionalAction, default=True, help="fit the default and the "
+                   "2 best trials again on seeds 1 and 2 (validation only) and export the best mean over the 3 seeds, "
+                   "the default on ties (default: on; genrec/experiments/tuning/confirm.py)")
     p.add_argument("--no-export", action="store_true", help="do not write the tuned config (runs/tuned/<model>-...yaml)")
     p.add_argument("--report", action="store_true", help="write the tuning report (runs/leaderboard/tuning.md) for "
                    "all studies of the store and exit; trains nothing unless --retrain")
@@ -143,16 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     if not c["COMPLETE"]:
         print("error: no trial completed; see the failed trials' user_attrs['error']", file=sys.stderr)
         return 1
-    best = winner(study)
     capped = sum(hit_limit(t) for t in complete(study))
     if capped:
         print(f"{capped} complete trial(s) hit their epoch/time safety net before early stopping: they cannot win")
-    print(versus_default(study))
-    if best is None:
+    if winner(study) is None:
+        print(versus_default(study))
         print("error: no complete trial reached its plateau (every one hit a safety net): nothing exported; raise "
               "the limit (e.g. epochs=...) or the patience", file=sys.stderr)
         return 1
-    print(f"best valid value {best.value:.4f} (trial {best.number}): {best.params}")
+    if args.confirm:
+        confirm(study, job)
+    best = chosen(study)
+    print(versus_default(study))
+    print(f"chosen: trial {best.number}, valid {mean_valid(study, best)[0]:.4f} over {mean_valid(study, best)[1]} "
+          f"seed(s): {best.params}")
     if not args.no_export:
         print(f"wrote {show(export_best(study, job, command))}")
     print(dashboard_hint(job.storage_url))

@@ -34,10 +34,13 @@ from genrec.common import registry
 from genrec.common.config import build
 from genrec.common.errors import BenchError, ConfigError, DataError
 from genrec.experiments.guard import TableError
+from genrec.experiments.runner import run_one
 from genrec.experiments.tuned import SEARCH_DIR, ParamSpec, load_space, parse_space, search_path, tuned_layer
 from genrec.experiments.tuning import TuneJob, export_best, make_storage, tune
+from genrec.experiments.tuning.confirm import confirm
+from genrec.experiments.tuning.export import tuned_spec
 from genrec.experiments.tuning.report import trial_verdict, write_report
-from genrec.experiments.tuning.selection import complete, versus_default, winner
+from genrec.experiments.tuning.selection import candidates, chosen, complete, versus_default, winner
 from genrec.experiments.tuning.study import start_workers
 from tests.conftest import synthetic_dataset
 
@@ -647,3 +650,42 @@ def test_a_piped_study_prints_one_line_per_trial_no_optuna_chatter_and_the_dashb
     assert all("best " in t for t in trials)
     assert "trials of worker" in done.stderr  # the progress lines (ETA) of the trials
     assert f"optuna-dashboard sqlite:///{db}" in out and "pip install -e '.[dashboard]'" in out
+
+
+def test_chosen_is_the_best_mean_over_the_confirmation_seeds_and_the_default_wins_ties():
+    """One seed cannot tell a better config from a luckier draw: `chosen` ranks the confirmed candidates by their
+    mean validation value over all their seeds, prefers the default on a tie, and ignores unconfirmed trials."""
+    study = optuna.create_study(direction="maximize")
+    for t in (_trial(0, 0.240, stop="patience", baseline=True), _trial(1, 0.250, stop="patience"),
+              _trial(2, 0.245, stop="patience"), _trial(3, 0.260, stop="epochs")):
+        study.add_trial(t)
+    assert winner(study).number == 1  # seed 0 alone
+    assert [t.number for t in candidates(study, 2)] == [0, 1, 2]  # the default first, never a cut trial
+    study.set_user_attr("confirmation", {"0": {"1": 0.250, "2": 0.250}, "1": {"1": 0.230, "2": 0.232},
+                                         "2": {"1": 0.2525, "2": 0.2525}})
+    assert chosen(study).number == 2  # mean 0.25 vs the default's 0.2467 and trial 1's 0.2373
+    assert "tuned (trial 2) 0.2500, +0.0033 (>= default) (mean of 3 seeds)" in versus_default(study)
+    study.set_user_attr("confirmation", {"0": {"1": 0.250, "2": 0.250}, "2": {"1": 0.2475, "2": 0.2475}})
+    assert chosen(study).number == 0  # equal means: the default stays
+    assert "no trial beat it: tuned = default" in versus_default(study)
+
+
+def test_confirmation_fits_equal_the_suites_runs_and_resume(tiny, tmp_path):
+    """`confirm` fits the default and the best trials on seeds 1 and 2; each value equals what the suite's run of
+    the same config at that seed records (the same computation), a second call fits nothing, and the export holds
+    the chosen config (best mean over three seeds)."""
+    job = tiny_job(f"sqlite:///{tmp_path / 's.db'}")
+    study = tune(job, trials=4, log=lambda msg: None, baseline=True)
+    logs: list[str] = []
+    conf = confirm(study, job, log=logs.append)
+    picked = [t.number for t in candidates(study, 2)]
+    assert sorted(conf, key=int) == [str(n) for n in sorted(picked)] and all(set(v) == {"1", "2"} for v in conf.values())
+    best = chosen(study)
+    spec = dataclasses.replace(tuned_spec(job, dict(best.params)), seed=1)
+    record = run_one(spec, log=lambda msg: None)
+    assert record["valid_metrics"]["ndcg@10"] == pytest.approx(conf[str(best.number)]["1"], abs=1e-12)
+    assert confirm(study, job, log=logs.append) == conf and sum("confirming" in m for m in logs) == 2 * len(picked)
+    export_best(study, job)
+    assert tuned_layer("tiny", "tiny", "colarec") == best.params
+    means = {n: (study.trials[int(n)].value + sum(v.values())) / 3 for n, v in conf.items()}
+    assert means[str(best.number)] == max(means.values())

@@ -35,9 +35,9 @@ TUNING_SUITE = "tuning"  # results/<suite>/ of the retrained best configurations
 def export_best(study: Any, job: TuneJob, command: str = "") -> Path:
     """Write the winning trial's searched params (`selection.winner`: the best that reached its plateau) to
     `configs/tuned/<model>-<dataset>-<split>.yaml`."""
-    from genrec.experiments.tuning.selection import winner  # noqa: PLC0415
+    from genrec.experiments.tuning.selection import chosen, mean_valid  # noqa: PLC0415
 
-    best = winner(study)
+    best = chosen(study)
     if best is None:
         raise ValueError(f"study {study.study_name}: no complete trial reached its plateau; nothing to export")
     c = counts(study)
@@ -47,7 +47,8 @@ def export_best(study: Any, job: TuneJob, command: str = "") -> Path:
         "# Read by suites with `tuned: true` (genrec.experiments.tuned.tuned_layer); regenerate, do not edit by hand.",
         f"# study: {study.study_name}",
         f"# storage: {display_url(job.storage_url)}",
-        f"# best valid {metric}: {best.value:.6f} (trial {best.number}; {c['COMPLETE']} complete, "
+        f"# chosen: trial {best.number}, valid {metric} {best.value:.6f} at seed {job.seed}, mean "
+        f"{mean_valid(study, best)[0]:.6f} over {mean_valid(study, best)[1]} seed(s) ({c['COMPLETE']} complete, "
         f"{c['PRUNED']} pruned, {c['FAIL']} failed)",
         f"# command: {command or 'python benchmarks/tune.py --model ' + job.model}",
     ]

@@ -57,26 +57,33 @@ def objective(trial: Any, job: TuneJob) -> float:
 def _fit_and_validate(trial: Any, job: TuneJob) -> float:
     import optuna  # noqa: PLC0415
 
-
     params = {k: p.suggest(trial, k) for k, p in job.space.items()}
-    cfg, ev = trial_config(job, params, where=f"{job.model} (trial {trial.number})")
-    split = cached_split(job.dataset, job.split, job.seed, job.split_params)
 
     def report(epoch: int, value: float) -> None:
         trial.report(float(value), int(epoch))
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch} (valid {float(value):.4f})")
 
-    seed_everything(job.seed)
-    with tempfile.TemporaryDirectory(prefix=f"{job.name}-t{trial.number}-", dir=results_dir("tuning-work")) as wd:
-        model = model_class(job.model)(cfg)
-        ctx = FitContext(split.dataset, split, job.seed, ev, Path(wd), report=report,
-                         log=lambda msg: print(f"    [trial {trial.number}] {msg}", flush=True))
-        info = model.fit(ctx) or {}
-        valid = ctx.validate(model)
+    value, valid, info = fit_and_validate(job, params, job.seed, report, f"trial {trial.number}")
     if info.get("stop"):  # how the fit ended: early stopping, or a safety net (tuning.selection.hit_limit)
         trial.set_user_attr("stop", info["stop"])
+    trial.set_user_attr("valid_metrics", valid)
+    return value
+
+
+def fit_and_validate(job: TuneJob, params: dict, seed: int, report=None, label: str = "") -> tuple[float, dict, dict]:
+    """Fit `params` (the searched keys) on the job's split made with `seed`, trained with `seed`; returns (the
+    validation `eval.valid_metric`, every validation metric, the fit's info). A trial and a confirmation fit
+    (`tuning.confirm`) are the same computation, so a confirmation at seed s equals the suite's run at seed s."""
+    cfg, ev = trial_config(job, params, where=f"{job.model} ({label or params})")
+    split = cached_split(job.dataset, job.split, seed, job.split_params)
+    seed_everything(seed)
+    with tempfile.TemporaryDirectory(prefix=f"{job.name}-s{seed}-", dir=results_dir("tuning-work")) as wd:
+        model = model_class(job.model)(cfg)
+        ctx = FitContext(split.dataset, split, seed, ev, Path(wd), report=report or (lambda epoch, value: None),
+                         log=lambda msg: print(f"    [{label}] {msg}", flush=True))
+        info = model.fit(ctx) or {}
+        valid = ctx.validate(model)
     if ev.valid_metric not in valid:
         raise ConfigError(f"eval.valid_metric {ev.valid_metric!r} is not among the validation metrics {sorted(valid)}")
-    trial.set_user_attr("valid_metrics", valid)
-    return float(valid[ev.valid_metric])
+    return float(valid[ev.valid_metric]), valid, info

@@ -1,8 +1,8 @@
 """`leaderboard/tuning.md` (+ `tuning.csv`, its summary table): one section per Optuna study made by
 `genrec.experiments.tuning`, rendered from the studies' exports (`studies/<study>.json`, committed).
 
-Per study: the winning validation value and its parameters (`selection.winner`: the best trial that stopped
-early, not at a safety net), the default configuration's value beside it (trial 0 with `--baseline`), the test metrics of the best configuration retrained
+Per study: the chosen configuration and its validation value (`selection.chosen`: among the trials that stopped
+early, not at a safety net, the best mean over the seeds `tuning.confirm` fitted them on), the confirmation table, the default configuration's value beside it (trial 0 with `--baseline`), the test metrics of the best configuration retrained
 once (suite `tuning`, whose committed records are reused; the only place test metrics of a study appear;
 `retrain=False`, the default of `tune.py --report`, trains nothing and shows the records that exist) with its epochs run and whether it converged, trial counts (complete / pruned /
 failed), the top-5 trials (each with the epochs it reported and whether its validation curve converged by the
@@ -37,7 +37,14 @@ from genrec.experiments.tuning import (
     tuned_spec,
 )
 from genrec.experiments.tuning.export import export_study, load_export
-from genrec.experiments.tuning.selection import baseline_trial, complete, hit_limit, versus_default, winner
+from genrec.experiments.tuning.selection import (
+    baseline_trial,
+    chosen,
+    complete,
+    hit_limit,
+    mean_valid,
+    versus_default,
+)
 
 EARLIER = "earlier"  # studies/<EARLIER>/: exports of studies made under older rules (rendered apart, no parity check)
 IMPORTANCE_SEED = 0  # fANOVA fits a random forest: seeded, so the same trials always give the same importances
@@ -132,7 +139,7 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
     job = job_from_study(study, None)
     c, budget = counts(study), study.user_attrs.get("budget", {})
     metric = trial_config(job, {})[1].valid_metric
-    best, base = winner(study), baseline_trial(study)
+    best, base = chosen(study), baseline_trial(study)
     cut = sum(hit_limit(t) for t in complete(study))
     budget_s = f"{budget.get('trials')} trials" + (f" / {budget['timeout_s']} s" if budget.get("timeout_s") else "")
     test = retrain_best(job, best.params, log, retrain) if best else {}
@@ -141,6 +148,8 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
            "cut": cut, "core h": core_hours(study),
            "default valid": base.value if base is not None and base.state.name == "COMPLETE" else None,
            f"best valid {metric}": best.value if best else None,
+           "chosen mean valid": mean_valid(study, best)[0] if best else None,
+           "seeds": mean_valid(study, best)[1] if best else None,
            **{f"test {k}": v for k, v in test.items() if isinstance(v, float)},
            **({"retrain epochs": test["epochs"], "retrain converged": test["converged"]} if "converged" in test
               else {})}
@@ -154,7 +163,10 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
         lines.append(f"- {cut} complete trial(s) hit their epoch/time safety net before early stopping: marked "
                      "`cut` below, they cannot win")
     if best:
-        lines.append(f"- best valid {metric}: {best.value:.4f} (trial {best.number}), params `{best.params}`")
+        lines.append(f"- chosen: trial {best.number}, valid {metric} {best.value:.4f} (seed {job.seed}), mean "
+                     f"{mean_valid(study, best)[0]:.4f} over {mean_valid(study, best)[1]} seed(s), params "
+                     f"`{best.params}`")
+        lines += confirmation_lines(study)
         lines.append("- test metrics of the best configuration retrained: "
                      + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else v if k == "status" else f"{k} {v}"
                                  for k, v in test.items()))
@@ -226,3 +238,19 @@ def importances(study: Any) -> list[str]:
 def failures(study: Any, n: int = 5) -> list[str]:
     failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
     return [f"- trial {t.number} failed: {t.user_attrs.get('error', '(no message)')}" for t in failed[:n]]
+
+
+def confirmation_lines(study: Any) -> list[str]:
+    """The confirmation fits (`tuning.confirm`): per candidate its validation value on each seed and the mean."""
+    from tabulate import tabulate  # noqa: PLC0415
+
+    conf = study.user_attrs.get("confirmation", {})
+    if not conf:
+        return ["- not confirmed on more seeds (`--no-confirm`, or a study made before confirmation existed)"]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    seeds = sorted({s for v in conf.values() for s in v}, key=int)
+    rows = [{"trial": f"{n}{' (default)' if trials[int(n)].user_attrs.get('baseline') else ''}",
+             "trial seed": trials[int(n)].value, **{f"seed {s}": v.get(s) for s in seeds},
+             "mean": mean_valid(study, trials[int(n)])[0]} for n, v in sorted(conf.items(), key=lambda kv: int(kv[0]))]
+    return ["", "Confirmation on more seeds (validation only; the best mean is exported, the default on ties):", "",
+            tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f")]

@@ -8,9 +8,10 @@ Every trial is trained to its own plateau: the models stop by early stopping on 
 overstates nothing about where it would end: it is kept in the study, marked in the report, and never wins
 (`winner`). Trials recorded before `stop` existed carry no such attr and count as they always did.
 
-With `--baseline` (the default) trial 0 is the default configuration itself (`user_attrs["baseline"]`), so
-`winner` is never worse on validation than the default whenever the default reached its plateau;
-`versus_default` is the line the report prints for it.
+With `--baseline` (the default) trial 0 is the default configuration itself (`user_attrs["baseline"]`). One seed
+cannot tell a better config from a luckier draw, so `chosen` decides between the default and the best trials by
+their mean validation value over the seeds `tuning.confirm` fitted them on (the default wins ties); without a
+confirmation it is `winner`. `versus_default` is the line the report prints for it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,32 @@ def winner(study: Any) -> Any | None:
     return max(eligible, key=lambda t: (t.value, -t.number)) if eligible else None
 
 
+def candidates(study: Any, top: int) -> list[Any]:
+    """What `tuning.confirm` fits on more seeds: the default trial (when it completed and reached its plateau)
+    and the `top` best trials that reached their plateau."""
+    eligible = sorted((t for t in complete(study) if not hit_limit(t)), key=lambda t: (-t.value, t.number))
+    base = baseline_trial(study)
+    first = [base] if base is not None and base in eligible else []
+    return first + [t for t in eligible if t not in first][:top]
+
+
+def mean_valid(study: Any, trial: Any) -> tuple[float, int]:
+    """(mean validation value over the trial's own seed and its confirmation seeds, how many seeds)."""
+    values = [trial.value, *study.user_attrs.get("confirmation", {}).get(str(trial.number), {}).values()]
+    return sum(values) / len(values), len(values)
+
+
+def chosen(study: Any) -> Any | None:
+    """The config to export: among the confirmed candidates (those with the most seeds), the best mean validation
+    value, the default on ties; `winner` when nothing was confirmed."""
+    confirmed = [t for t in complete(study) if str(t.number) in study.user_attrs.get("confirmation", {})]
+    if not confirmed:
+        return winner(study)
+    most = max(mean_valid(study, t)[1] for t in confirmed)
+    full = [t for t in confirmed if mean_valid(study, t)[1] == most]
+    return max(full, key=lambda t: (mean_valid(study, t)[0], bool(t.user_attrs.get("baseline")), -t.number))
+
+
 def baseline_trial(study: Any) -> Any | None:
     """The trial that ran the default configuration (`--baseline`), None when the study has none."""
     return next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline")), None)
@@ -42,7 +69,7 @@ def baseline_trial(study: Any) -> Any | None:
 
 def versus_default(study: Any) -> str:
     """One line: the winner's validation value against the default configuration's (trial 0 with --baseline)."""
-    base, best = baseline_trial(study), winner(study)
+    base, best = baseline_trial(study), chosen(study)
     if base is None:
         return "default configuration: not a trial of this study (run with --baseline to rank it)"
     where = f"trial {base.number}" + ("" if base.number == 0 else " (not trial 0: the study began without it)")
@@ -51,6 +78,9 @@ def versus_default(study: Any) -> str:
     cut = ", hit its safety net (cannot win)" if hit_limit(base) else ""
     if best is None:
         return f"default configuration: {where}, valid {base.value:.4f}{cut}; no trial reached its plateau"
-    diff = best.value - base.value
-    return (f"default configuration: {where}, valid {base.value:.4f}{cut}; tuned (trial {best.number}) "
-            f"{best.value:.4f}, {diff:+.4f} ({'>=' if diff >= 0 else '<'} default)")
+    (b, n_base), (v, n_best) = mean_valid(study, base), mean_valid(study, best)
+    seeds = f" (mean of {n_best} seeds)" if n_best == n_base > 1 else ""
+    if best is base:
+        return f"default configuration: {where}, valid {b:.4f}{seeds}{cut}; no trial beat it: tuned = default"
+    return (f"default configuration: {where}, valid {b:.4f}{cut}; tuned (trial {best.number}) {v:.4f}, "
+            f"{v - b:+.4f} ({'>=' if v >= b else '<'} default){seeds}")
