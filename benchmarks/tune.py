@@ -69,6 +69,7 @@ from genrec.experiments.tuning import (  # noqa: E402
     tune,
 )
 from genrec.experiments.tuning.confirm import confirm  # noqa: E402
+from genrec.experiments.tuning.export import export_study  # noqa: E402
 from genrec.experiments.tuning.report import default_storages, refresh_exports, write_report  # noqa: E402
 from genrec.experiments.tuning.selection import (  # noqa: E402
     chosen,
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.confirm:
         confirm(study, job)
+        export_study(study, job.storage_url)  # the export carries the confirmation (what --report reads)
     best = chosen(study)
     print(versus_default(study))
     print(f"chosen: trial {best.number}, valid {mean_valid(study, best)[0]:.4f} over {mean_valid(study, best)[1]} "
