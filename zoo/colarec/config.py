@@ -21,7 +21,7 @@ PRESETS: dict[str, dict] = {
     "paper": dict(d_model=512, num_layers=6, num_decoder_layers=6, num_heads=8, d_ff=2048, d_kv=64,
                   batch_size=128, epochs=60, epoch_sampling="per_interaction"),
     # `cpu` and `quick`: the recipe chosen by the study in configs/search/colarec-quick.yaml (8 trials of the quick
-    # network, 377k samples each, seed 0, validation NDCG@10 only; export studies/colarec--ml-100k--colarec--
+    # network, 377k samples each, seed 0, validation NDCG@10 only; export studies/earlier/colarec--ml-100k--colarec--
     # 0bddc10c3b.json): one sample per user per epoch at batch 128, AdamW 3e-3 decayed by a cosine over the planned
     # steps, dropout 0.1 (official), 6 tokens per item x 128 tokens (up to 20 history items instead of ~8), and
     # validation every 25 epochs (200 steps). Patience 6 (the study ran 3; its best trial trained to its budget, but

@@ -146,7 +146,8 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
     row = {"study": study.study_name, "model": job.model, "dataset": job.dataset, "split": job.split,
            "budget": budget_s, "complete/pruned/failed": f"{c['COMPLETE']}/{c['PRUNED']}/{c['FAIL']}",
            "cut": cut, "core h": core_hours(study),
-           "default valid": base.value if base is not None and base.state.name == "COMPLETE" else None,
+           "default mean valid": mean_valid(study, base)[0] if base is not None and base.state.name == "COMPLETE"
+           else None,
            f"best valid {metric}": best.value if best else None,
            "chosen mean valid": mean_valid(study, best)[0] if best else None,
            "seeds": mean_valid(study, best)[1] if best else None,
@@ -253,4 +254,4 @@ def confirmation_lines(study: Any) -> list[str]:
              "trial seed": trials[int(n)].value, **{f"seed {s}": v.get(s) for s in seeds},
              "mean": mean_valid(study, trials[int(n)])[0]} for n, v in sorted(conf.items(), key=lambda kv: int(kv[0]))]
     return ["", "Confirmation on more seeds (validation only; the best mean is exported, the default on ties):", "",
-            tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f")]
+            tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"), ""]
