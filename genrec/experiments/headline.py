@@ -135,5 +135,7 @@ def section(records: list[dict], complete: set[tuple]) -> list[str]:
             "t-test over seed means (two seeds or more on both rows). Rule: `genrec/experiments/headline.py`.", "",
             tabulate(body, headers, tablefmt="github", disable_numparse=True)]
     tuned = tuned_vs_default(records, complete)
-    return text + (["", "Tuned against default (a study run with `--baseline` holds the default as one of its "
-                        "trials, so its tuned config cannot be worse on validation):", "", *tuned] if tuned else [])
+    return text + (["", "Tuned against default (a study under the current rules holds the default as trial 0 and "
+                        "confirms its choice on seeds 0-2, the seeds of these rows, so its tuned config cannot be worse "
+                        "on mean validation; `tuning.md` says which study each tuned config comes from):", "", *tuned]
+                   if tuned else [])
