@@ -176,12 +176,13 @@ def study_section(study: Any, storage: str, retrain: bool, log=print) -> tuple[d
 
 
 def core_hours(study: Any) -> float | None:
-    """Core-hours the study's trials took: the sum over trials of wall seconds x torch threads (recorded by the
-    objective since trials carried `seconds`); None when some finished trial predates that record."""
+    """Core-hours the study took: the sum over trials of wall seconds x torch threads (recorded by the objective
+    since trials carried `seconds`), plus the confirmation fits (`tuning.confirm`); None when some finished trial predates that record."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
     if not trials or any("seconds" not in t.user_attrs for t in trials):
         return None
-    return sum(t.user_attrs["seconds"] * t.user_attrs.get("threads", 1) for t in trials) / 3600
+    confirming = float(study.user_attrs.get("confirmation_seconds", 0.0))  # core seconds of tuning.confirm's fits
+    return (sum(t.user_attrs["seconds"] * t.user_attrs.get("threads", 1) for t in trials) + confirming) / 3600
 
 
 def retrain_best(job: TuneJob, params: dict, log=print, retrain: bool = True) -> dict:
