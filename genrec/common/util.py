@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import random
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -45,6 +48,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty folder beside `final` to fill; on success it replaces `final` by renames, so `final` is
+    always either complete or absent (a failure leaves only the hidden temporary, cleared on the next try)."""
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    if final.exists():  # a rerun of the same config (or an empty folder made in advance)
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
 
 
 def seed_everything(seed: int) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import shutil
 import socket
 import tarfile
 import tempfile
@@ -32,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from genrec.common.paths import results_dir
+from genrec.common.util import atomic_dir
 from genrec.experiments import claims
 from genrec.experiments.records import run_key, write_record
 from genrec.experiments.runner import fit_and_evaluate, is_done, spec_run_id
@@ -79,18 +78,8 @@ def pack(folder: Path) -> bytes:
 
 def unpack(blob: bytes, final: Path) -> None:
     """Extract a packed model folder beside `final`, then swap it in (complete or absent, as `save_model`)."""
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
+    with atomic_dir(final) as tmp, tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
         tar.extractall(tmp, filter="data")
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
 
 
 def store(spec: RunSpec, payload: Payload) -> Path:

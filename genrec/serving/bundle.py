@@ -15,8 +15,6 @@ Layout (plain JSON or safetensors, so any language can read it and nothing runs 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from safetensors.numpy import load_file, save_file
 
 from genrec.common.config import to_dict
 from genrec.common.errors import ConfigError
+from genrec.common.util import atomic_dir
 from genrec.evaluation.protocols import Saveable
 
 FORMAT = "genrec-model/1"
@@ -56,17 +55,8 @@ def save_model(model: Any, ctx: Any, directory: Path, run_id: str = "", name: st
     if not isinstance(model, Saveable):
         raise TypeError(f"{type(model).__name__} has no save(directory): it cannot be kept")
     final = Path(directory)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _write(model, ctx, tmp, run_id, name, dataset)
-    if final.exists():  # a rerun of the same config (or the empty folder `results_dir` made)
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+    with atomic_dir(final) as tmp:  # a rerun of the same config (or the empty folder `results_dir` made) is replaced
+        _write(model, ctx, tmp, run_id, name, dataset)
     return final
 
 
