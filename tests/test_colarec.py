@@ -172,6 +172,19 @@ def test_tiny_model_overfits_tiny_data(tmp_path):
     assert info["counters"]["invalid_generations"] == 0
 
 
+@pytest.mark.parametrize(("schedule", "stop"), [("cosine", "schedule"), ("linear", "schedule"),
+                                                  ("constant", "epochs")])
+def test_a_fit_says_whether_it_ended_its_schedule_or_hit_its_epoch_limit(tmp_path, schedule, stop):
+    """A decaying learning rate ends at `epochs` by design (not a safety net a tuning trial is marked for); a
+    constant one that reaches `epochs` was cut (`genrec.experiments.tuning.selection.hit_limit`)."""
+    from genrec.experiments.tuning.selection import LIMITS
+
+    ds, split = synthetic()
+    _, info = _fit(ds, split, tmp_path, epochs=2, eval_every=1, patience=5, lr_schedule=schedule)
+    assert info["stop"] == stop and info["epochs_run"] == 2
+    assert (info["stop"] in LIMITS) == (schedule == "constant")
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     from zoo.colarec.train import save_checkpoint
 

@@ -135,8 +135,17 @@ def flags(args: list[str]) -> set[str]:
     return {a.split("=")[0] for a in args if re.match(r"--?[a-zA-Z]", a)}
 
 
+SCRIPTS = [ROOT / "benchmarks" / "fair.sh"]  # shell queues: each `step <program> <args>` line is checked too
+
+
+def script_commands(script: Path) -> list[str]:
+    """The `step benchmarks/x.py ...` lines of a queue script, as `python benchmarks/x.py ...` command lines."""
+    return [f"python {m}" for m in re.findall(r"^\s*step (.+)$", script.read_text(), flags=re.M)]
+
+
 def all_commands() -> list[tuple[str, str]]:
-    return [(str(p.relative_to(ROOT)), line) for p in PAGES for line in commands(p)]
+    return ([(str(p.relative_to(ROOT)), line) for p in PAGES for line in commands(p)]
+            + [(str(s.relative_to(ROOT)), line) for s in SCRIPTS for line in script_commands(s)])
 
 
 def sources_key() -> str:
@@ -182,6 +191,9 @@ def test_every_command_names_a_program_and_flags_its_help_lists(helps):
                 bad.append(f"{page}: `{line}`: no file {name}")
             missing = [f for f in flags(args) if f not in re.findall(r"--?[\w-]+", helps[name])]
             bad += [f"{page}: `{line}`: {name} --help has no {m}" for m in sorted(missing)]
+        elif name.endswith(".sh"):
+            if not (ROOT / name).is_file():
+                bad.append(f"{page}: `{line}`: no file {name}")
         elif name not in OUTSIDE_TOOLS:
             bad.append(f"{page}: `{line}`: unknown program {name}")
     assert not bad, "\n".join(bad)

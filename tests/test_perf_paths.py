@@ -195,3 +195,25 @@ def test_no_emulated_bf16_is_timed_on_a_cpu_without_native_bf16(monkeypatch):
     matmul.run(bench)
     names = [r["name"] for r in bench.rows]
     assert names == ["matmul_peak_fp32_gflops", "matmul_bf16_native"] and "bf16" not in bench.peak
+
+
+def test_matmul_ceiling_records_every_matmul_of_a_step():
+    """`ceiling.record_matmuls` sees the same matmuls as FlopCounterMode on one fast-kernel training step (forward,
+    backward): equal FLOPs; and it keeps each call's operator, shapes and strides (a transposed weight stays one)."""
+    from benchmarks.performance.ceiling import record_matmuls
+    from benchmarks.performance.fixtures import train_step
+
+    model = tiny_model()
+    step = train_step(model)
+    w = model.loss_weights()
+    batch = model.data.batch(model.data.pairs[:6], np.random.default_rng(0), w["contrastive"])
+    calls = record_matmuls(lambda: step(batch))
+    with FlopCounterMode(display=False) as counter:
+        step(batch)
+    assert sum(c.flops for c in calls) == counter.get_total_flops() > 0
+    assert {c.op for c in calls} >= {"mm", "bmm"}
+
+    x, weight = torch.randn(5, 3), torch.randn(4, 3)
+    (call,) = record_matmuls(lambda: x @ weight.T)
+    assert call.op == "mm" and call.flops == 2 * 5 * 3 * 4
+    assert [(shape, stride) for shape, stride, _ in call.tensors] == [((5, 3), (3, 1)), ((3, 4), (1, 3))]

@@ -169,7 +169,12 @@ def run(model, ctx, dist=None) -> dict:
     if dist is not None:
         dist.barrier()
     net.eval()
-    stop = "patience" if state["bad"] > cfg.patience else "time" if out_of_time else "epochs"
+    # how the fit ended (genrec.experiments.tuning.selection): a decaying learning rate (cosine, linear) ends its
+    # schedule at `epochs` by design ("schedule": its budget check is the twice-the-budget run, curves.py); a
+    # constant or inverse-sqrt rate that reaches `epochs` was cut by a safety net ("epochs"), as was one out of time
+    decaying = getattr(cfg, "lr_schedule", None) in ("cosine", "linear")
+    stop = ("patience" if state["bad"] > cfg.patience else "time" if out_of_time
+            else "schedule" if decaying else "epochs")
     return {"epochs_run": state["epoch"], "stop": stop, "bf16": use_bf16(cfg), "precision": precision(cfg),
             "kernels": cfg.kernels, "best_epoch": state["best_epoch"],
             f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,

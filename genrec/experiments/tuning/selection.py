@@ -3,7 +3,10 @@
 Every trial is trained to its own plateau: the models stop by early stopping on validation (`stopping_step` /
 `patience` validations without improvement); their epoch limit (`epochs`) and a wall-clock limit
 (`time_budget_min`) are only safety nets. The objective records how each trial's fit ended in its user attr
-`stop` ("patience", "epochs" or "time", from the fit's `fit_info["stop"]`). A trial that ended at a safety net
+`stop` ("patience", "epochs", "time" or "schedule", from the fit's `fit_info["stop"]`). A learning rate that decays
+to zero (ColaRec's and TIGER's cosine presets) ends at the end of its schedule by design ("schedule", not a
+limit): such a trial is ranked by where its schedule took it, and the suite checks the chosen config's plateau
+with its twice-the-budget run (`genrec.experiments.curves`). A trial that ended at a safety net
 (`hit_limit`) was cut before its plateau, so its value understates a config that simply trains longer and
 overstates nothing about where it would end: it is kept in the study, marked in the report, and never wins
 (`winner`). Trials recorded before `stop` existed carry no such attr and count as they always did.
