@@ -265,25 +265,28 @@ def report_audit_skips(done: list[dict]) -> None:
 POLL_SECONDS = 0.5  # how often a driver looks at the runs other drivers hold
 
 
+def suite_eta(elapsed: float, finished: int, total: int) -> float:
+    """Seconds until the suite's `total` runs are done at its pace so far: `finished` counts the runs every driver
+    finished since this one started, so N drivers sharing the list give about 1/N of one driver's estimate."""
+    return elapsed / max(finished, 1) * (total - finished)
+
+
 def run_todo(todo: list, args: argparse.Namespace, command: str = "") -> int:
     """Run every spec not held by another driver, then wait (bounded, polling) for the held ones; 0 when all done."""
-    from genrec.experiments.runner import run_claimed, spec_run_id  # noqa: PLC0415
+    from genrec.experiments.runner import is_done, run_claimed, spec_run_id  # noqa: PLC0415
 
     start, newer_than = time.perf_counter(), (time.time() if args.force else 0.0)
-    ran = 0
 
     def attempt(i: int, spec, first: bool) -> bool:
-        nonlocal ran
         out = run_claimed(spec, log=lambda msg: print(f"    {msg}", flush=True), newer_than=newer_than,
                           audit=args.audit, command=command)
         rid = spec_run_id(spec)
         if out.status == "ran":
-            ran += 1
             elapsed = time.perf_counter() - start
-            eta = elapsed / ran * (len(todo) - i)
+            finished = sum(is_done(s, newer_than) for s in todo)  # by every driver of the suite
             print(f"[{i}/{len(todo)}] {rid}  ndcg@10 {out.record['metrics'].get('ndcg@10', float('nan')):.4f}"
-                  f"  fit {out.record['fit_seconds']:.0f}s  elapsed {fmt_seconds(elapsed)}  eta {fmt_seconds(eta)}",
-                  flush=True)
+                  f"  fit {out.record['fit_seconds']:.0f}s  elapsed {fmt_seconds(elapsed)}  {finished} of "
+                  f"{len(todo)} done  eta {fmt_seconds(suite_eta(elapsed, finished, len(todo)))}", flush=True)
         elif out.status == "done":
             print(f"[{i}/{len(todo)}] {rid}  done by another driver", flush=True)
         elif first:

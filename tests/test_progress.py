@@ -82,3 +82,15 @@ def test_a_piped_suite_run_shows_every_long_step_on_stderr(tmp_path):
     for part in ("valid", "test"):
         assert any(line.startswith(f"evaluate {part} (943 users): 100% ") for line in err), part
     assert not TERMINAL_CODES.search(done.stdout + done.stderr)
+    assert re.search(r"^\[1/1\] pop--default--ml-100k--colarec--s0 .* 1 of 1 done  eta 0m00s$", done.stdout, re.M)
+
+
+def test_the_suite_eta_counts_the_runs_of_every_driver(monkeypatch):
+    """Two drivers that finished 4 of 20 runs in 10 minutes leave 16 runs at 2.5 minutes each: 40 minutes, not the
+    80 a driver would estimate from its own 2 runs alone."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from run import suite_eta
+
+    assert suite_eta(600.0, 4, 20) == 2400.0
+    assert suite_eta(600.0, 20, 20) == 0.0
+    assert suite_eta(5.0, 0, 3) == 15.0  # nothing finished yet: no division by zero
