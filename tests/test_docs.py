@@ -260,3 +260,24 @@ def test_every_four_decimal_number_of_the_results_prose_is_marked():
         bare = MARKER.sub("", line)
         unmarked += FOUR_DECIMALS.findall(bare)
     assert not unmarked, f"docs/results.md quotes numbers without a marker: {unmarked}"
+
+
+def test_the_quote_refresher_rewrites_a_stale_csv_quote_and_reads_every_marker(monkeypatch):
+    """`benchmarks/quotes.py --write` puts the cited cell at the quoted precision; it leaves Markdown-backed quotes
+    and code blocks alone, and it reads the same markers as the check above on every page."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import quotes
+
+    sel = "model=lightgcn,variant=default,split=colarec: ndcg@20"
+    value = float(quotes.cell("leaderboard/main.csv", sel))
+    stale = (f"was 0.0001 <!-- leaderboard/main.csv: {sel} --> and +0.01 <!-- leaderboard/main.csv: {sel} -->, "
+             "12345 <!-- leaderboard/ablation.md: total wall time -->\n```\n0.5 <!-- leaderboard/main.csv: "
+             f"{sel} -->\n```\n")
+    problems: list[str] = []
+    out = quotes.refresh(stale, "page", problems)
+    assert out.startswith(f"was {value:.4f} <!-- leaderboard/main.csv: {sel} --> and +{value:.2f} <!--")
+    assert "12345 <!-- leaderboard/ablation.md" in out and "\n0.5 <!--" in out
+    assert len(problems) == 2
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        assert len(quotes.MARKER.findall(text)) == len(MARKER.findall(text)), page
