@@ -175,6 +175,15 @@ def filled(cfg: Any) -> Any:
     return cfg.resolved() if callable(getattr(cfg, "resolved", None)) else cfg
 
 
+DECAYING = ("cosine", "linear")  # learning-rate schedules that reach zero at the end of the planned budget
+
+
+def decays(cfg: Any) -> bool:
+    """Whether the config's learning rate decays to zero over its planned budget (`lr_schedule` cosine/linear):
+    such a run ends its schedule at `epochs` by design, and its plateau is checked by a twice-the-budget run."""
+    return getattr(filled(cfg), "lr_schedule", None) in DECAYING
+
+
 def hash_view(cfg: Any) -> dict[str, Any]:
     """`to_dict(cfg)` without the fields marked `metadata=NEUTRAL_DEFAULT` that hold their default value.
 

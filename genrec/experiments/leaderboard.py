@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from genrec.common.config import DECAYING
 from genrec.common.paths import leaderboard_dir, publishing
 from genrec.common.util import atomic_write_text
 from genrec.evaluation.groups import BIN_PREFIX, GROUPS, ITEM_GROUPS, parse_bin
@@ -37,7 +38,7 @@ from genrec.experiments import headline, plots
 from genrec.experiments.compare import TEST_NAME, paired_rows
 from genrec.experiments.curves import RULE, Verdict, budget_verdict, convergence, last_point, row_status
 from genrec.experiments.guard import filled_cells, filled_cells_of_csv, refuse_losses
-from genrec.experiments.suite import BUDGET_TAG, DECAYING, is_budget_check
+from genrec.experiments.suite import BUDGET_TAG, is_budget_check
 
 KEY = ("model", "variant", "dataset", "split")
 MD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr@10", "hit@10")

@@ -20,6 +20,7 @@ from genrec.common.config import (
     build,
     check_seeds,
     config_hash,
+    decays,
     filled,
     hash_view,
     load_yaml,
@@ -259,12 +260,6 @@ def _row(suite: SuiteConfig, profile: str, prof: dict, ds: str, split: str, m: s
 
 
 BUDGET_TAG = "@x2"  # variant suffix of a row's twice-the-budget run (`genrec.experiments.curves.budget_verdict`)
-DECAYING = ("cosine", "linear")
-
-
-def decays(cfg: Any) -> bool:
-    """Whether the config's learning rate decays to zero over its planned budget (`lr_schedule` cosine/linear)."""
-    return getattr(filled(cfg), "lr_schedule", None) in DECAYING
 
 
 def doubled(cfg: Any) -> Any:

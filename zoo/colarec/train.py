@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load, save
 
+from genrec.common.config import decays
 from genrec.common.progress import progress
 from genrec.common.util import atomic_write_bytes, atomic_write_text
 from zoo.colarec.precision import (  # noqa: F401 (re-exported: the models and perf sections import them from here)
@@ -172,9 +173,8 @@ def run(model, ctx, dist=None) -> dict:
     # how the fit ended (genrec.experiments.tuning.selection): a decaying learning rate (cosine, linear) ends its
     # schedule at `epochs` by design ("schedule": its budget check is the twice-the-budget run, curves.py); a
     # constant or inverse-sqrt rate that reaches `epochs` was cut by a safety net ("epochs"), as was one out of time
-    decaying = getattr(cfg, "lr_schedule", None) in ("cosine", "linear")
     stop = ("patience" if state["bad"] > cfg.patience else "time" if out_of_time
-            else "schedule" if decaying else "epochs")
+            else "schedule" if decays(cfg) else "epochs")
     return {"epochs_run": state["epoch"], "stop": stop, "bf16": use_bf16(cfg), "precision": precision(cfg),
             "kernels": cfg.kernels, "best_epoch": state["best_epoch"],
             f"best_valid_{metric}": state["best_value"], "curve": curve, "train_seconds": train_s,
