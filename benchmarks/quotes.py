@@ -4,7 +4,7 @@
     python benchmarks/quotes.py --write    # rewrite those numbers in place, at the number of decimals quoted
 
 A quote is a number followed by a marker, `0.2702 <!-- leaderboard/main.csv: model=lightgcn,variant=tuned,
-split=colarec: ndcg@20 -->` (the pattern `tests/test_docs.py` checks). Only CSV-backed quotes are refreshed: the
+split=colarec: ndcg@20 -->`; `MARKER` and `select` are also what `tests/test_docs.py` checks every quote with. Only CSV-backed quotes are refreshed: the
 number is replaced by the cited cell rounded to as many decimals as the quote had (a sign or thousands separators
 are kept). Quotes of Markdown files (`<!-- leaderboard/x.md: words -->`) and any quote whose selector no longer
 selects exactly one row are listed, never guessed: their prose may need rewriting, not just the number.
@@ -23,13 +23,18 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"([-+]?\d[\d,]*(?:\.\d+)?(?:m\d+s)?)(\s*(?:%|x| s)?\s*<!--\s*([^:>]+?)\s*:\s*(.*?)\s*-->)")
 
 
-def cell(source: str, selector: str) -> str | None:
-    """The one CSV cell `selector` (`k=v,...: column`) picks in `source`, or None."""
+def select(source: str, selector: str) -> tuple[list[dict], str]:
+    """The rows of CSV `source` that the `k=v,...` part of `selector` (`k=v,...: column`) picks, and the column."""
     where, _, column = selector.rpartition(":")
     want = dict(kv.split("=", 1) for kv in where.strip().split(",") if kv)
     with (ROOT / source).open() as f:
-        rows = [r for r in csv.DictReader(f) if all(r.get(k) == v for k, v in want.items())]
-    return rows[0].get(column.strip()) if len(rows) == 1 else None
+        return [r for r in csv.DictReader(f) if all(r.get(k) == v for k, v in want.items())], column.strip()
+
+
+def cell(source: str, selector: str) -> str | None:
+    """The one CSV cell `selector` picks in `source`, or None."""
+    rows, column = select(source, selector)
+    return rows[0].get(column) if len(rows) == 1 else None
 
 
 def formatted(value: str, quoted: str) -> str:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.quotes import MARKER, select  # the quote pattern and CSV rows, shared with the refresher
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Pages that another branch writes; a link to one is checked once the page exists.
@@ -36,7 +38,6 @@ WRITTEN_ELSEWHERE = {ROOT / "docs" / "cluster.md"}
 OUTSIDE_TOOLS = {"pip", "git", "optuna-dashboard", "dask", "torchrun", "ruff", ".venv/bin/ruff", "cd", "head", "ls"}
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
-MARKER = re.compile(r"([-+]?\d[\d,]*(?:\.\d+)?(?:m\d+s)?)\s*(?:%|x| s)?\s*<!--\s*([^:>]+?)\s*:\s*(.*?)\s*-->")
 FOUR_DECIMALS = re.compile(r"(?<![\w.])\d\.\d{4}(?![\d])")
 
 
@@ -208,12 +209,11 @@ def check_marker(page: Path, number: str, source: str, selector: str) -> str | N
         words = selector.strip()
         hit = any(number in line and words in line for line in path.read_text().splitlines())
         return None if hit else f"{source}: no line holds both {number!r} and {words!r}"
-    where, _, column = selector.rpartition(":")
-    want = dict(kv.split("=", 1) for kv in where.strip().split(",") if kv)
-    rows = [r for r in csv.DictReader(path.open()) if all(r.get(k) == v for k, v in want.items())]
-    if len(rows) != 1 or column.strip() not in rows[0]:
-        return f"{source}: {where.strip()!r} selects {len(rows)} rows (column {column.strip()!r})"
-    value = rows[0][column.strip()]
+    where = selector.rpartition(":")[0].strip()
+    rows, column = select(source, selector)
+    if len(rows) != 1 or column not in rows[0]:
+        return f"{source}: {where!r} selects {len(rows)} rows (column {column!r})"
+    value = rows[0][column]
     shown = number.replace(",", "").lstrip("+")
     places = len(shown.partition(".")[2])
     return None if f"{float(value):.{places}f}" == shown else f"{source} {where.strip()} {column}: {value}, quoted {number}"
@@ -222,7 +222,7 @@ def check_marker(page: Path, number: str, source: str, selector: str) -> str | N
 def markers(page: Path) -> list[tuple[str, str, str]]:
     """(quoted number, source, selector) of every marker outside code blocks (examples there are not claims)."""
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
-    return [(n, s, sel) for n, s, sel in MARKER.findall(text)]
+    return [(n, s, sel) for n, _, s, sel in MARKER.findall(text)]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -262,11 +262,10 @@ def test_every_four_decimal_number_of_the_results_prose_is_marked():
     assert not unmarked, f"docs/results.md quotes numbers without a marker: {unmarked}"
 
 
-def test_the_quote_refresher_rewrites_a_stale_csv_quote_and_reads_every_marker(monkeypatch):
+def test_the_quote_refresher_rewrites_a_stale_csv_quote_and_reads_every_marker():
     """`benchmarks/quotes.py --write` puts the cited cell at the quoted precision; it leaves Markdown-backed quotes
-    and code blocks alone, and it reads the same markers as the check above on every page."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import quotes
+    and code blocks alone, and on the committed pages (every quote current, checked above) it changes nothing."""
+    from benchmarks import quotes
 
     sel = "model=lightgcn,variant=default,split=colarec: ndcg@20"
     value = float(quotes.cell("leaderboard/main.csv", sel))
@@ -279,5 +278,5 @@ def test_the_quote_refresher_rewrites_a_stale_csv_quote_and_reads_every_marker(m
     assert "12345 <!-- leaderboard/ablation.md" in out and "\n0.5 <!--" in out
     assert len(problems) == 2
     for page in PAGES:
-        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
-        assert len(quotes.MARKER.findall(text)) == len(MARKER.findall(text)), page
+        current: list[str] = []
+        assert quotes.refresh(page.read_text(), page.name, current) == page.read_text() and not current, page
