@@ -26,10 +26,12 @@ step() {
 }
 
 case "$queue" in
-1)  # graph baselines on loo: default rows under the raised epoch safety net, then their studies
+1)  # graph baselines on loo: default rows under the raised epoch safety net, then their studies; TIGER's seeds 1-2
+    # and its studies
     step benchmarks/run.py --suite main --model lightgcn --model lightgcn-pyg --split loo --publish --threads 1 --no-leaderboard
     step benchmarks/tune.py --model lightgcn-pyg --split loo --trials 12 --threads 1 --publish stopping_step=50 epochs=1000
     step benchmarks/tune.py --model lightgcn --split loo --trials 12 --threads 1 --publish stopping_step=50 epochs=1000
+    step benchmarks/run.py --suite main --model tiger --publish --threads 1 --no-leaderboard
     step benchmarks/tune.py --model tiger --split loo --trials 12 --threads 1 --publish preset=quick
     step benchmarks/tune.py --model tiger --split colarec --trials 12 --threads 1 --publish preset=quick
     ;;
