@@ -7,7 +7,11 @@ and elementwise passes that a fused kernel does in one go. These are replaced he
 * GELU: RecBole's `FeedForward.gelu` writes `x * 0.5 * (1 + erf(x / sqrt(2)))` as five tensor ops (and autograd
   keeps their intermediates and runs `erf`'s backward, `exp(-x^2)`, as five more). `torch.nn.functional.gelu` with
   `approximate="none"` is the same exact GELU in one kernel forward and one backward; the two agree within float
-  rounding (`tests/test_recbole_speed.py` checks 1e-6).
+  rounding (`tests/test_recbole_speed.py` checks 1e-6). It runs through ATen's own kernel (`_gelu`), never
+  oneDNN's: torch hands GELU to oneDNN on CPUs with AVX-512, which JIT-compiles and caches one primitive per input
+  shape (~30 MB each, up to 1024 of them), and the layers before the last see a different number of item rows
+  every step: two new entries per step, 1.2 GB per ml-100k epoch, until the kernel's OOM killer ended a 13-epoch
+  SASRec run at 22 GB (2-core Xeon with AMX). ATen's kernel is as fast here (0.97 s per step either way).
 * attention scores: RecBole computes `q @ k^T`, then divides by `sqrt(d_head)` and adds the additive mask as two
   more passes over the `[batch, heads, L, L]` scores (and one more in the backward of the division).
   `torch.baddbmm(mask, q, k^T, alpha=1/sqrt(d_head))` does the product, scale and mask in the matmul's own pass.
@@ -38,6 +42,8 @@ from __future__ import annotations
 import math
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -52,7 +58,7 @@ def speed_up_sasrec(model: Any) -> list[str]:
     for layer in model.trm_encoder.layer:
         ff = layer.feed_forward
         if getattr(ff.intermediate_act_fn, "__func__", None) is type(ff).gelu:
-            ff.intermediate_act_fn = F.gelu  # approximate="none": the erf form RecBole writes out
+            ff.intermediate_act_fn = _gelu  # approximate="none": the erf form RecBole writes out
             changed.append("gelu")
         layer.multi_head_attention.forward = types.MethodType(_attention_forward, layer.multi_head_attention)
         changed.append("attention")
@@ -63,6 +69,40 @@ def speed_up_sasrec(model: Any) -> list[str]:
             module.forward = types.MethodType(_dropout_forward, module)
             changed.append("dropout")
     return sorted(set(changed))
+
+
+@contextmanager
+def _without_onednn() -> Iterator[None]:
+    """Run torch's CPU ops on ATen's kernels instead of oneDNN's (`torch.backends.mkldnn.enabled`), then restore."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
+class _AtenGelu(torch.autograd.Function):
+    """`F.gelu(x)` (exact, erf form) and its gradient `aten.gelu_backward`, both on ATen's kernel: the same
+    function and derivative autograd uses for `F.gelu`, without a oneDNN primitive per input shape (module
+    docstring). The backward runs after the forward's context has closed, so it switches oneDNN off itself."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        with _without_onednn():
+            return F.gelu(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        with _without_onednn():
+            return torch.ops.aten.gelu_backward(grad, x)
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU on ATen's kernel, forward and backward (`_AtenGelu`)."""
+    return _AtenGelu.apply(x)
 
 
 def _dropout_forward(self: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:

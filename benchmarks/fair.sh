@@ -2,8 +2,10 @@
 # The reference leaderboard's long runs (issue 29: every model tuned to its plateau under one budget, three seeds),
 # as two queues, one per core. Maintainers only: every command writes the committed reference (--publish).
 #
-#   nohup benchmarks/fair.sh 1 &      # appends to runs/logs/fair-1.log
-#   nohup benchmarks/fair.sh 2 &      # appends to runs/logs/fair-2.log
+#   setsid nohup benchmarks/fair.sh 1 &      # appends to runs/logs/fair-1.log
+#   setsid nohup benchmarks/fair.sh 2 &      # appends to runs/logs/fair-2.log
+#
+# (setsid: each queue its own process group, so `kill -- -<pid>` stops one queue and not the other.)
 #
 # Every command resumes where it stopped (a suite run skips runs whose record exists, a study runs only its
 # missing trials), so after a restart the same two commands go on; a finished command costs a few seconds. Each
@@ -22,7 +24,8 @@ exec >> "runs/logs/fair-$queue.log" 2>&1
 step() {
     echo "[fair $queue] $(date -u +%FT%TZ) start: $*"
     "$PY" "$@"
-    echo "[fair $queue] $(date -u +%FT%TZ) exit $?: $*"
+    local rc=$?  # before the next command substitution resets $?
+    echo "[fair $queue] $(date -u +%FT%TZ) exit $rc: $*"
 }
 
 case "$queue" in

@@ -12,7 +12,7 @@ import torch
 
 from baselines import recbole_compat as compat
 from baselines.recbole_models import LightGCN, SASRec
-from baselines.recbole_speed import speed_up_sasrec
+from baselines.recbole_speed import _gelu, _without_onednn, speed_up_sasrec
 from genrec.data.dataset import from_frame
 from genrec.data.loaders import load_ml100k
 from genrec.data.splits import make_split
@@ -46,8 +46,38 @@ def test_torch_gelu_equals_recboles_erf_gelu():
     x = torch.linspace(-12, 12, 100_001, dtype=torch.float32)
     reference = ff.intermediate_act_fn(x)
     speed_up_sasrec(model)
-    assert ff.intermediate_act_fn is torch.nn.functional.gelu
+    assert ff.intermediate_act_fn is _gelu
     assert ((ff.intermediate_act_fn(x) - reference).abs() <= 1e-6 * x.abs().clamp(min=1.0)).all()
+
+
+def test_aten_gelu_equals_torch_gelu_and_its_gradient():
+    """`_gelu` is `F.gelu` and autograd's derivative of it, bit for bit, on ATen's kernel."""
+    x = torch.randn(3000, 17, generator=torch.Generator().manual_seed(0)) * 4
+    g = torch.randn(3000, 17, generator=torch.Generator().manual_seed(1))
+    outs, grads = [], []
+    for fn in (_gelu, torch.nn.functional.gelu):
+        xi = x.clone().requires_grad_()
+        with _without_onednn():  # the reference on ATen too
+            y = fn(xi)
+            y.backward(g)
+        outs.append(y.detach())
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+    assert not torch.equal(grads[0], g)  # a real derivative, not the incoming gradient passed through
+
+
+def test_aten_gelu_creates_no_onednn_primitive(capfd):
+    """oneDNN caches one primitive per input shape (~30 MB each); SASRec's item rows change shape every step, and
+    `F.gelu` through oneDNN grew a run by 1.2 GB per epoch. Where torch runs `F.gelu` on oneDNN (CPUs with
+    AVX-512), `_gelu`'s forward and backward must not; where it does not, there is nothing to show."""
+    x = torch.randn(1001, 7, requires_grad=True)
+    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        torch.nn.functional.gelu(x).sum().backward()
+    if "eltwise" not in capfd.readouterr().out:
+        pytest.skip("torch does not run GELU through oneDNN on this CPU")
+    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        _gelu(x).sum().backward()
+    assert "eltwise" not in capfd.readouterr().out
 
 
 def test_fast_sasrec_loss_and_gradients_equal_recboles_in_training_mode():
