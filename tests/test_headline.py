@@ -74,3 +74,27 @@ def test_tuned_against_default_says_when_tuning_made_validation_worse():
     (line,) = tuned_vs_default(recs, _keys(recs))
     assert line == ("- `mf` on d / colarec: tuned - default = +0.0200 test NDCG@20 (1 vs 1 seeds), -0.0200 "
                     "validation NDCG@10 (tuning made validation worse)")
+
+
+def test_paired_rows_compare_over_users_and_over_seeds():
+    """Over users: the Wilcoxon test on per-user values averaged over seeds. Over seeds: Welch's interval and p
+    on the seeds' test means, only where both rows have two seeds or more."""
+    from scipy import stats
+
+    from genrec.experiments.compare import paired_rows
+
+    recs = [_record("colarec", "full", s, h, 0.2) for s, h in ((0, 40), (1, 44), (2, 42))]
+    recs += [_record("colarec", "better", s, h, 0.2) for s, h in ((0, 50), (1, 53), (2, 51))]
+    recs += [_record("colarec", "noisy", s, h, 0.2) for s, h in ((0, 30), (1, 56), (2, 40))]
+    recs += [_record("colarec", "once", 0, 60, 0.2)]
+    rows = {r["variant"]: r for r in paired_rows(recs, ("colarec", "full"), ("ndcg@20",))}
+    better = rows["better"]
+    assert better["ndcg@20_diff"] == pytest.approx(0.0933333, abs=1e-6) and better["ndcg@20_p"] < 0.05
+    welch = stats.ttest_ind([0.50, 0.53, 0.51], [0.40, 0.44, 0.42], equal_var=False)
+    assert better["ndcg@20_p_seeds"] == pytest.approx(welch.pvalue)
+    assert 0 < better["ndcg@20_ci_low"] < better["ndcg@20_diff"] < better["ndcg@20_ci_high"]
+    noisy = rows["noisy"]  # the seeds disagree (0.30 to 0.56): the interval holds zero
+    assert noisy["ndcg@20_ci_low"] < 0 < noisy["ndcg@20_ci_high"] and noisy["ndcg@20_p_seeds"] > 0.05
+    assert math.isnan(rows["once"]["ndcg@20_p_seeds"]) and math.isnan(rows["once"]["ndcg@20_ci_low"])
+    assert rows["once"]["ndcg@20_p"] < 0.05  # one seed: only the test over users
+    assert math.isnan(rows["full"]["ndcg@20_p_seeds"]) and rows["full"]["ndcg@20_diff"] == 0.0

@@ -341,19 +341,23 @@ def _curve_section(meta: dict) -> list[str]:
 def _paired_section(meta: dict) -> list[str]:
     ref = "/".join(meta["compare_to"])
     lines = ["", f"## Difference from `{ref}` (test)", "",
-             f"Paired test: {TEST_NAME}. `*` marks p < 0.05. Diff = row mean - `{ref}` mean over the same users.",
-             ""]
+             f"Diff = row mean - `{ref}` mean over the same users. p (users): {TEST_NAME}; `*` marks p < 0.05. "
+             "95% CI (seeds) and p (seeds): Welch's t-test on the seeds' test means, where both rows have two seeds "
+             "or more (`genrec/experiments/compare.py`). A difference is a finding only where that interval excludes "
+             "zero: the test over users cannot see how much retraining with another seed moves a row.", ""]
     headers = ["model", "variant", "dataset"]
     for m in PAIRED_METRICS:
-        headers += [m, f"diff {m}", f"p {m}"]
+        headers += [m, f"diff {m}", f"95% CI {m} (seeds)", f"p {m} (users)", f"p {m} (seeds)"]
     body = []
     for row in meta["paired"]:
         cells = [row["model"], row["variant"], row["dataset"]]
         for m in PAIRED_METRICS:
             diff, p = row.get(f"{m}_diff", math.nan), row.get(f"{m}_p", math.nan)
+            low, high, p_seeds = (row.get(f"{m}_{f}", math.nan) for f in ("ci_low", "ci_high", "p_seeds"))
             mark = "*" if p < 0.05 else ""
             cells += [f"{row.get(m, math.nan):.4f}", "" if math.isnan(diff) else f"{diff:+.4f}{mark}",
-                      "" if math.isnan(p) else f"{p:.3g}"]
+                      "" if math.isnan(low) else f"[{low:+.4f}, {high:+.4f}]",
+                      "" if math.isnan(p) else f"{p:.3g}", "" if math.isnan(p_seeds) else f"{p_seeds:.3g}"]
         body.append(cells)
     return lines + [tabulate(body, headers, tablefmt="github", disable_numparse=True)]
 
