@@ -38,7 +38,12 @@ case "$queue" in
     step benchmarks/tune.py --model tiger --split loo --trials 12 --threads 1 --publish preset=quick
     step benchmarks/tune.py --model tiger --split colarec --trials 12 --threads 1 --publish preset=quick
     ;;
-2)  # SASRec without its old 5-epoch cap, then the sequence and generative studies
+2)  # SASRec without its old 5-epoch cap, then the sequence and generative studies. The studies take their safety
+    # nets from main.yaml, so a cap left there would cut every trial: refuse until it is gone.
+    if grep -q "sasrec: {epochs: 5}" configs/suites/main.yaml; then
+        echo "[fair 2] configs/suites/main.yaml still caps SASRec at 5 epochs (quick profile): remove the cap first"
+        exit 2
+    fi
     step benchmarks/run.py --suite main --model sasrec --publish --threads 1 --no-leaderboard
     step benchmarks/tune.py --model sasrec --split colarec --trials 12 --threads 1 --publish
     step benchmarks/tune.py --model sasrec --split loo --trials 12 --threads 1 --publish stopping_step=50
