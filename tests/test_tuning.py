@@ -41,6 +41,7 @@ from genrec.experiments.tuning.confirm import confirm
 from genrec.experiments.tuning.export import tuned_spec
 from genrec.experiments.tuning.report import trial_verdict, write_report
 from genrec.experiments.tuning.selection import candidates, chosen, complete, versus_default, winner
+from genrec.experiments.tuning.storage import open_study
 from genrec.experiments.tuning.study import start_workers
 from tests.conftest import synthetic_dataset
 
@@ -353,6 +354,15 @@ def test_baseline_runs_the_default_config_once_as_a_trial_of_the_budget(tiny, tm
     trials = _load(job).get_trials()
     assert len(trials) == 3 and sum(t.params == {"lr": 0.02, "dim": 8} for t in trials) == 1
     assert any("already a trial of the study" in m for m in logs)
+    died = tiny_job(f"sqlite:///{tmp_path / 'd.db'}", overrides={"lr": 0.02})  # the baseline's worker died:
+    study = open_study(died)  # its trial is FAIL, and the next command queues the default again
+    study.enqueue_trial({"lr": 0.02, "dim": 8})
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    logs.clear()
+    tune(died, trials=1, log=logs.append, baseline=True)
+    assert [(t.system_attrs.get("fixed_params", t.params), t.state.name) for t in _load(died).get_trials()] == [
+        ({"lr": 0.02, "dim": 8}, "FAIL"), ({"lr": 0.02, "dim": 8}, "COMPLETE")]
+    assert any("queued as the next trial" in m for m in logs)
     with pytest.raises(ConfigError, match=r"lr=0\.5, outside the searched space"):
         tune(tiny_job(f"sqlite:///{tmp_path / 't.db'}", overrides={"lr": 0.5}), trials=1, baseline=True,
              log=lambda msg: None)

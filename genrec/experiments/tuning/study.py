@@ -189,10 +189,13 @@ def tune(job: TuneJob, trials: int, workers: int = 1, timeout: float | None = No
     c = counts(study)
     done = sum(c[s] for s in COUNTED)
     if base is not None and done + c["RUNNING"] < trials:
-        if any(t.params == base for t in study.get_trials()):
+        # queued (WAITING: its values are in fixed_params), running or finished; a FAIL one (its worker died) is
+        # queued again, or the study would never rank the default (Optuna's skip_if_exists counts FAIL trials)
+        if any(t.system_attrs.get("fixed_params", t.params) == base and t.state.name != "FAIL"
+               for t in study.get_trials()):
             log(f"baseline {base}: already a trial of the study")
         else:
-            study.enqueue_trial(base, user_attrs={"baseline": True}, skip_if_exists=True)
+            study.enqueue_trial(base, user_attrs={"baseline": True})
             log(f"baseline {base}: queued as the next trial")
     todo = shares(trials - done - c["RUNNING"], workers)
     failed = f", {c['FAIL']} failed (not counted: they are retried)" if c["FAIL"] else ""
