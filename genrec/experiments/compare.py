@@ -41,12 +41,24 @@ def seed_means(records: list[dict], metric: str) -> dict[tuple, list[float]]:
     return out
 
 
+def over_seeds(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Welch's t-test of `x` against `y` (one value per seed): the 95% interval of mean(x) - mean(y) and the
+    two-sided p; NaNs unless both have two values or more."""
+    from scipy.stats import ttest_ind  # noqa: PLC0415
+
+    if len(x) < 2 or len(y) < 2:
+        return math.nan, math.nan, math.nan
+    welch = ttest_ind(x, y, equal_var=False)
+    ci = welch.confidence_interval(0.95)
+    return float(ci.low), float(ci.high), float(welch.pvalue)
+
+
 def paired_rows(records: list[dict], reference: tuple[str, str], metrics: tuple[str, ...]) -> list[dict]:
     """For every row, per metric: the difference from the reference row over their common users (`<m>_diff`),
     the Wilcoxon p over users (`<m>_p`) and, with two seeds or more on both rows, the 95% interval of the
     difference of seed means (`<m>_ci_low`, `<m>_ci_high`) and Welch's p over seeds (`<m>_p_seeds`); NaN where
     a test does not apply."""
-    from scipy.stats import ttest_ind, wilcoxon  # noqa: PLC0415
+    from scipy.stats import wilcoxon  # noqa: PLC0415
 
     out: dict[tuple, dict] = {}
     for metric in metrics:
@@ -65,10 +77,7 @@ def paired_rows(records: list[dict], reference: tuple[str, str], metrics: tuple[
             row[metric] = float(a.mean())
             row[f"{metric}_diff"] = float(a.mean() - b.mean())
             row[f"{metric}_p"] = 1.0 if np.allclose(a, b) else float(wilcoxon(a, b).pvalue)
-            x, y = seeds[key], seeds[ref_key]
-            if key != ref_key and len(x) > 1 and len(y) > 1:
-                welch = ttest_ind(x, y, equal_var=False)
-                ci = welch.confidence_interval(0.95)
-                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = float(ci.low), float(ci.high)
-                row[f"{metric}_p_seeds"] = float(welch.pvalue)
+            if key != ref_key:
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], row[f"{metric}_p_seeds"] = over_seeds(
+                    seeds[key], seeds[ref_key])
     return list(out.values())

@@ -25,7 +25,7 @@ import numpy as np
 from tabulate import tabulate
 
 from genrec.common.registry import GENERATIVE
-from genrec.experiments.compare import per_user_means
+from genrec.experiments.compare import over_seeds, per_user_means
 
 METRIC = "ndcg@20"
 VALID_METRIC = "ndcg@10"
@@ -88,8 +88,7 @@ def headline(records: list[dict], complete: set[tuple], metric: str = METRIC) ->
                 x, y = np.array([a[u] for u in common]), np.array([b[u] for u in common])
                 line["diff"] = float(np.mean(test) - np.mean(rows[best]["test"]))
                 line["p_users"] = 1.0 if np.allclose(x, y) else float(stats.wilcoxon(x, y).pvalue)
-                if len(test) > 1 and len(rows[best]["test"]) > 1:
-                    line["p_seeds"] = float(stats.ttest_ind(test, rows[best]["test"], equal_var=False).pvalue)
+                line["p_seeds"] = over_seeds(test, rows[best]["test"])[2]
             lines.append(line)
     return lines
 
